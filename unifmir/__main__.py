@@ -1,0 +1,5 @@
+import sys
+
+from unifmir.cli import main
+
+sys.exit(main())
