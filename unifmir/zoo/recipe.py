@@ -1,0 +1,155 @@
+"""Suite recipes: validated descriptions of how each zoo model is trained and published.
+
+Recipes are YAML files in ``packaging/recipes/`` (read with ``yaml.safe_load``); the shared
+multi-task pretraining of the suite is ``packaging/suite.yaml``. This module only parses and
+validates them; :mod:`unifmir.zoo.build` executes them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from unifmir.tasks import TASK_NAMES
+
+__all__ = ["Recipe", "SuiteConfig", "load_recipe", "load_recipes", "load_suite", "RecipeError",
+           "default_packaging_dir"]
+
+
+class RecipeError(ValueError):
+    """A recipe file is missing, unreadable or invalid."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataRecipe(_Strict):
+    """Where the training pairs come from: a synthetic generator or a folder in our layout."""
+
+    source: Literal["synthetic", "folder"] = "synthetic"
+    path: str | None = None
+    structure: str | None = None
+    n: int = Field(48, ge=2)
+    test_fraction: float = Field(0.25, gt=0, lt=1)
+    size: int | None = None
+    seed: int = 0
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainRecipe(_Strict):
+    """Fine-tuning budget (steps on this CPU with the model preset)."""
+
+    steps: int = Field(300, ge=1)
+    lr: float = 1e-4
+    batch_size: int = Field(4, ge=1)
+    patch_size: int | None = None
+    val_every: int = Field(100, ge=1)
+    init: str = "suite"
+    """``suite`` (the shared pretrained checkpoint), ``scratch``, or a checkpoint path."""
+
+
+class Author(_Strict):
+    name: str
+    affiliation: str | None = None
+    github_user: str | None = None
+
+
+class Metadata(_Strict):
+    """bioimage.io metadata of the bundle."""
+
+    name: str
+    description: str
+    tags: list[str] = Field(default_factory=list)
+    authors: list[Author] = Field(default_factory=lambda: [Author(name="unifmir contributors")])
+    cite: list[str] = Field(default_factory=lambda: ["unifmir"])
+    license: str = "MIT"
+    version: str = "0.1.0"
+    training_data: str = ""
+
+
+class Recipe(_Strict):
+    """One suite model."""
+
+    id: str
+    task: str
+    preset: str = "small"
+    data: DataRecipe = Field(default_factory=DataRecipe)
+    finetune: TrainRecipe = Field(default_factory=TrainRecipe)
+    metadata: Metadata
+    export: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, v: str) -> str:
+        if v not in TASK_NAMES:
+            raise ValueError(f"unknown task {v!r}; choose one of {', '.join(TASK_NAMES)}")
+        return v
+
+
+class PretrainTask(_Strict):
+    task: str
+    data: DataRecipe = Field(default_factory=DataRecipe)
+
+
+class SuiteConfig(_Strict):
+    """The suite's shared multi-task pretraining."""
+
+    preset: str = "small"
+    steps: int = Field(600, ge=1)
+    lr: float = 5e-5
+    batch_size: int = Field(4, ge=1)
+    task_sampling: Literal["step", "epoch"] = "step"
+    seed: int = 0
+    tasks: list[PretrainTask]
+
+
+def default_packaging_dir() -> Path:
+    """The repository's ``packaging/`` folder (next to the installed source tree)."""
+    return Path(__file__).resolve().parents[2] / "packaging"
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise RecipeError(f"recipe file {path} does not exist") from None
+    except yaml.YAMLError as err:
+        raise RecipeError(f"{path} is not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path} must hold a YAML mapping, got {type(data).__name__}")
+    return data
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Parse and validate one recipe file."""
+    try:
+        return Recipe.model_validate(_read_yaml(Path(path)))
+    except ValidationError as err:
+        raise RecipeError(f"invalid recipe {path}:\n{err}") from err
+
+
+def load_recipes(packaging_dir: str | Path | None = None) -> dict[str, Recipe]:
+    """All recipes in ``packaging/recipes/*.yaml``, keyed by id (ids must be unique)."""
+    folder = Path(packaging_dir or default_packaging_dir()) / "recipes"
+    recipes: dict[str, Recipe] = {}
+    for path in sorted(folder.glob("*.yaml")):
+        recipe = load_recipe(path)
+        if recipe.id in recipes:
+            raise RecipeError(f"recipe id {recipe.id!r} appears twice (second time in {path})")
+        recipes[recipe.id] = recipe
+    if not recipes:
+        raise RecipeError(f"no recipes found in {folder}")
+    return recipes
+
+
+def load_suite(packaging_dir: str | Path | None = None) -> SuiteConfig:
+    """The shared pretraining description ``packaging/suite.yaml``."""
+    path = Path(packaging_dir or default_packaging_dir()) / "suite.yaml"
+    try:
+        return SuiteConfig.model_validate(_read_yaml(path))
+    except ValidationError as err:
+        raise RecipeError(f"invalid suite file {path}:\n{err}") from err
