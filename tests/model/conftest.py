@@ -1,0 +1,20 @@
+"""Fixtures of the network tests."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+import torch
+
+
+@pytest.fixture(params=["1-thread", "default-threads"])
+def threads(request: pytest.FixtureRequest) -> Iterator[int]:
+    """Run a test once with ``torch.set_num_threads(1)`` and once with the default thread count."""
+    before = torch.get_num_threads()
+    n = 1 if request.param == "1-thread" else before
+    torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        torch.set_num_threads(before)

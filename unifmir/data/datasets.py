@@ -1,0 +1,359 @@
+"""PyTorch datasets sampling training patches, shaped as the network sees them.
+
+:class:`PatchDataset` reads a dataset folder (layout: :mod:`unifmir.data.pairs`) and yields
+``{"input": Tensor[C, H, W], "target": Tensor[C', H', W']}`` (float32, normalised):
+
+=============  ==============================================  =====================================
+task           input (network view)                            target
+=============  ==============================================  =====================================
+sr             ``(1, p, p)``                                   ``(1, 2p, 2p)``
+denoise        ``(5, p, p)``: slices ``z-2..z+2`` as channels   ``(1, p, p)``: slice ``z``
+               (edge slices repeated)
+isotropic      ``(1, p, p)``: an XZ or YZ slice (rows = Z) of   ``(1, p, p)``: the same slice of the
+               the input linearly resampled to the target's z   target
+               grid (:func:`unifmir.data.forward.upsample_z`)
+projection     ``(50, p, p)``: the 50 slices as channels        ``(1, p, p)``
+volumetric     ``(121, p/11, p/11)``: the 11x11 light-field      ``(61, p, p)``
+               views (:func:`lightfield_to_views`), VCD-norm.    (VCD-normalised)
+=============  ==============================================  =====================================
+
+``p`` is ``patch_size`` (default: the registry's ``TaskSpec.patch_size``, in input pixels; for
+volumetric in light-field pixels, a multiple of 11). Images smaller than a patch are
+reflect-padded. Inputs and targets are normalised per image with
+:func:`unifmir.data.normalize.normalize_for_task` (percentiles of the whole image/stack, computed
+once per file on at most ~8 M samples; VCD for volumetric). Files are memory-mapped (uncompressed
+TIFF via ``tifffile.memmap``, ``.npy`` via ``mmap_mode="r"``) and only the patch is read.
+
+Augmentation (``augment=True``) uses only physically valid symmetries: flips and 90-degree
+rotations of the lateral (Y, X) plane for sr, denoise, projection and volumetric (for light
+fields the raw image is transformed, which mirrors lenslets and views consistently); for
+isotropic XZ/YZ slices only flips (a rotation would swap axial and lateral blur).
+
+Each item is a pure function of ``(seed, epoch, index)``: call :meth:`PatchDataset.set_epoch` to
+draw new patches every epoch. Worker processes open their own memory maps.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from unifmir.data.io import ImageError, check_pair_shapes, open_memmap, read_image
+from unifmir.data.normalize import NormStats, normalize_for_task
+from unifmir.data.pairs import list_pairs, load_dataset_info
+from unifmir.tasks import TaskSpec, get_task
+
+__all__ = [
+    "PatchDataset",
+    "whole_image_pairs",
+    "lightfield_to_views",
+    "views_to_lightfield",
+    "denoise_window",
+]
+
+_STATS_MAX_SAMPLES = 8_000_000
+
+
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def lightfield_to_views(img: Any, n: int = 11) -> Any:
+    """Rearrange a raw light-field image ``(..., h*n, w*n)`` into views ``(..., n*n, h, w)``.
+
+    View ``u*n + v`` collects pixel ``(u, v)`` of every lenslet: ``views[..., u*n+v, i, j] =
+    img[..., i*n + u, j*n + v]`` (the VCD-Net ``lf_extract`` order). numpy or torch.
+    """
+    *lead, H, W = img.shape
+    if H % n or W % n:
+        raise ImageError(f"light-field image sides {H}x{W} must be multiples of the lenslet size {n}")
+    h, w = H // n, W // n
+    k = len(lead)
+    x = img.reshape(*lead, h, n, w, n)
+    perm = tuple(range(k)) + (k + 1, k + 3, k, k + 2)
+    x = x.permute(*perm) if _is_torch(x) else x.transpose(perm)
+    return x.reshape(*lead, n * n, h, w)
+
+
+def views_to_lightfield(views: Any, n: int | None = None) -> Any:
+    """Inverse of :func:`lightfield_to_views`: ``(..., n*n, h, w)`` -> ``(..., h*n, w*n)``."""
+    *lead, c, h, w = views.shape
+    if n is None:
+        n = int(round(c**0.5))
+    if n * n != c:
+        raise ImageError(f"{c} views are not a square lenslet grid (n*n with n={n})")
+    k = len(lead)
+    x = views.reshape(*lead, n, n, h, w)
+    perm = tuple(range(k)) + (k + 2, k, k + 3, k + 1)
+    x = x.permute(*perm) if _is_torch(x) else x.transpose(perm)
+    return x.reshape(*lead, h * n, w * n)
+
+
+def denoise_window(stack: np.ndarray, z: int, k: int = 5) -> np.ndarray:
+    """Slices ``z - k//2 .. z + k//2`` of ``stack`` (edges repeated), stacked on axis 0."""
+    Z = stack.shape[0]
+    idx = np.clip(np.arange(z - k // 2, z - k // 2 + k), 0, Z - 1)
+    return np.asarray(stack[idx])
+
+
+def _squeeze_to(arr: np.ndarray, ndim: int, path: Path) -> np.ndarray:
+    while arr.ndim > ndim and arr.shape[0] == 1:
+        arr = arr[0]
+    while arr.ndim > ndim and arr.shape[-3] == 1 and ndim >= 2:  # e.g. (Z, 1, Y, X)
+        arr = arr.reshape(arr.shape[:-3] + arr.shape[-2:])
+    if arr.ndim != ndim:
+        raise ImageError(f"{path} has shape {arr.shape}; expected {ndim} dimensions for this task")
+    return arr
+
+
+def _pad_to(arr: np.ndarray, sizes: dict[int, int]) -> np.ndarray:
+    """Reflect-pad (edge-pad for 1-pixel axes) ``arr`` so that axis ``a`` has at least ``sizes[a]``."""
+    pads = [(0, 0)] * arr.ndim
+    need = False
+    for a, s in sizes.items():
+        if arr.shape[a] < s:
+            pads[a] = (0, s - arr.shape[a])
+            need = True
+    if not need:
+        return arr
+    arr = np.asarray(arr)
+    for a, (_, extra) in enumerate(pads):
+        while extra > 0:
+            mode = "reflect" if arr.shape[a] > 1 else "edge"
+            step = min(extra, arr.shape[a] - 1) if mode == "reflect" else extra
+            pw = [(0, 0)] * arr.ndim
+            pw[a] = (0, step)
+            arr = np.pad(arr, pw, mode=mode)
+            extra -= step
+    return arr
+
+
+class PatchDataset:
+    """Random training patches of one task from a dataset folder (see module docstring).
+
+    Parameters: ``root`` dataset folder; ``task`` name; ``split`` ``train``/``test``;
+    ``patch_size`` input patch side (default registry); ``seed``; ``length`` items per epoch
+    (default: number of pairs); ``augment``; ``normalize`` (False returns raw float32 values);
+    ``z_factor`` (isotropic; default dataset.yaml, then inferred from shapes, then registry).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        task: str | TaskSpec,
+        split: str = "train",
+        patch_size: int | None = None,
+        seed: int = 0,
+        length: int | None = None,
+        augment: bool = True,
+        normalize: bool = True,
+        z_factor: int | None = None,
+    ) -> None:
+        import torch  # noqa: F401  (fail early if missing)
+
+        self.spec = get_task(task)
+        self.root = Path(root)
+        self.info = load_dataset_info(self.root, self.spec.name)
+        self.pairs = list_pairs(self.root, split)
+        if not self.pairs:
+            raise ImageError(f"{self.root / split} holds no image pairs")
+        self.split = split
+        self.patch_size = int(patch_size or self.spec.patch_size)
+        if self.patch_size < 1:
+            raise ValueError(f"patch_size must be positive, got {patch_size}")
+        n = self.spec.lenslets
+        if n and self.patch_size % n:
+            raise ValueError(
+                f"volumetric patch_size must be a multiple of {n} light-field pixels, got {self.patch_size}"
+            )
+        self.seed = int(seed)
+        self.length = int(length) if length is not None else len(self.pairs)
+        self.augment = augment
+        self.normalize = normalize
+        self.z_factor = z_factor or self.info.z_factor
+        self.epoch = 0
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._stats: dict[int, tuple[NormStats | None, NormStats | None]] = {}
+        self._pid = os.getpid()
+
+    def __len__(self) -> int:
+        return self.length
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the patches of ``epoch`` (items depend on ``(seed, epoch, index)``)."""
+        self.epoch = int(epoch)
+
+    # -- file access ------------------------------------------------------------------------
+    def _arrays(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if os.getpid() != self._pid:  # forked worker: reopen maps
+            self._cache.clear()
+            self._pid = os.getpid()
+        if k not in self._cache:
+            p_in, p_tg = self.pairs[k]
+            a = _squeeze_to(open_memmap(p_in), len(self.spec.input_axes), p_in)
+            b = _squeeze_to(open_memmap(p_tg), len(self.spec.output_axes), p_tg)
+            check_pair_shapes(a.shape, b.shape, self.spec, z_factor=self.z_factor, name=p_in.name)
+            if len(self._cache) > 64:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[k] = (a, b)
+        return self._cache[k]
+
+    def _norm_stats(self, k: int) -> tuple[NormStats | None, NormStats | None]:
+        if not self.normalize:
+            return None, None
+        if k not in self._stats:
+            a, b = self._arrays(k)
+            self._stats[k] = (self._stats_of(a), self._stats_of(b))
+        return self._stats[k]
+
+    def _stats_of(self, arr: np.ndarray) -> NormStats:
+        step = max(1, int(np.ceil(arr.size / _STATS_MAX_SAMPLES)))
+        sample = arr[::step] if arr.ndim >= 3 and step > 1 else arr
+        if sample.size > _STATS_MAX_SAMPLES:
+            sample = np.asarray(sample).reshape(-1)[::step]
+        _, stats = normalize_for_task(np.asarray(sample, dtype=np.float32), self.spec)
+        return stats
+
+    @staticmethod
+    def _apply(x: np.ndarray, stats: NormStats | None) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        if stats is None:
+            return x
+        if stats.kind == "vcd":
+            return x / np.float32(stats.hi) - 1.0
+        return (x - np.float32(stats.lo)) / np.float32(stats.hi - stats.lo + stats.eps)
+
+    # -- sampling ---------------------------------------------------------------------------
+    def _rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch, int(index)])
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        import torch
+
+        if not 0 <= index < self.length:
+            raise IndexError(f"index {index} out of range for {self.length} items")
+        rng = self._rng(index)
+        k = index % len(self.pairs)
+        a, b = self._arrays(k)
+        sa, sb = self._norm_stats(k)
+        x, y = getattr(self, f"_sample_{self.spec.name}")(a, b, rng)
+        x, y = self._apply(x, sa), self._apply(y, sb)
+        return {
+            "input": torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+            "target": torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)),
+        }
+
+    def _crop2d(self, rng, H: int, W: int, p: int, grid: int = 1) -> tuple[int, int]:
+        y0 = int(rng.integers(0, max(H - p, 0) // grid + 1)) * grid
+        x0 = int(rng.integers(0, max(W - p, 0) // grid + 1)) * grid
+        return y0, x0
+
+    def _lateral_aug(self, rng, *arrs: np.ndarray) -> list[np.ndarray]:
+        if not self.augment:
+            return list(arrs)
+        k = int(rng.integers(4))
+        fy, fx = bool(rng.integers(2)), False
+        out = []
+        for a in arrs:
+            a = np.rot90(a, k, axes=(-2, -1))
+            if fy:
+                a = a[..., ::-1, :]
+            out.append(a)
+        return out
+
+    def _sample_sr(self, a, b, rng):
+        p, s = self.patch_size, self.spec.scale
+        a = _pad_to(a, {0: p, 1: p})
+        b = _pad_to(b, {0: s * p, 1: s * p})
+        y0, x0 = self._crop2d(rng, a.shape[0], a.shape[1], p)
+        x = np.asarray(a[y0 : y0 + p, x0 : x0 + p])[None]
+        y = np.asarray(b[s * y0 : s * (y0 + p), s * x0 : s * (x0 + p)])[None]
+        return self._lateral_aug(rng, x, y)
+
+    def _sample_denoise(self, a, b, rng):
+        p, k = self.patch_size, self.spec.context_slices
+        Z, H, W = a.shape
+        z = int(rng.integers(Z))
+        y0, x0 = self._crop2d(rng, H, W, p)
+        idx = np.clip(np.arange(z - k // 2, z - k // 2 + k), 0, Z - 1)
+        x = np.stack([np.asarray(a[i, y0 : y0 + p, x0 : x0 + p]) for i in idx])
+        y = np.asarray(b[z, y0 : y0 + p, x0 : x0 + p])[None]
+        x, y = _pad_to(x, {1: p, 2: p}), _pad_to(y, {1: p, 2: p})
+        return self._lateral_aug(rng, x, y)
+
+    def _iso_factor(self, a, b) -> int:
+        if a.shape[0] == b.shape[0]:
+            return 1
+        if self.z_factor:
+            return int(self.z_factor)
+        f = int(round((b.shape[0] - 1) / max(a.shape[0] - 1, 1))) or 1
+        return f
+
+    def _sample_isotropic(self, a, b, rng):
+        from unifmir.data.forward import upsample_z
+
+        p = self.patch_size
+        f = self._iso_factor(a, b)
+        Z, H, W = b.shape
+        if rng.integers(2):  # XZ slice at a random y
+            yy = int(rng.integers(H))
+            xs, ys = np.asarray(a[:, yy, :]), np.asarray(b[:, yy, :])
+        else:  # YZ slice at a random x
+            xx = int(rng.integers(W))
+            xs, ys = np.asarray(a[:, :, xx]), np.asarray(b[:, :, xx])
+        xs = upsample_z(xs, f, depth=Z)
+        xs, ys = _pad_to(xs, {0: p, 1: p}), _pad_to(ys, {0: p, 1: p})
+        z0, l0 = self._crop2d(rng, xs.shape[0], xs.shape[1], p)
+        x = xs[z0 : z0 + p, l0 : l0 + p][None]
+        y = ys[z0 : z0 + p, l0 : l0 + p][None]
+        if self.augment:
+            if rng.integers(2):
+                x, y = x[:, ::-1], y[:, ::-1]
+            if rng.integers(2):
+                x, y = x[:, :, ::-1], y[:, :, ::-1]
+        return x, y
+
+    def _sample_projection(self, a, b, rng):
+        p = self.patch_size
+        _, H, W = a.shape
+        y0, x0 = self._crop2d(rng, H, W, p)
+        x = np.asarray(a[:, y0 : y0 + p, x0 : x0 + p])
+        y = np.asarray(b[y0 : y0 + p, x0 : x0 + p])[None]
+        x, y = _pad_to(x, {1: p, 2: p}), _pad_to(y, {1: p, 2: p})
+        return self._lateral_aug(rng, x, y)
+
+    def _sample_volumetric(self, a, b, rng):
+        p, n = self.patch_size, self.spec.lenslets
+        H, W = a.shape
+        if H < p or W < p:
+            raise ImageError(
+                f"light-field image {H}x{W} is smaller than the patch {p}; use patch_size <= {min(H, W) // n * n}"
+            )
+        y0, x0 = self._crop2d(rng, H, W, p, grid=n)
+        lf = np.asarray(a[y0 : y0 + p, x0 : x0 + p])
+        vol = np.asarray(b[:, y0 : y0 + p, x0 : x0 + p])
+        lf, vol = self._lateral_aug(rng, lf, vol)
+        return lightfield_to_views(np.ascontiguousarray(lf), n), vol
+
+
+def whole_image_pairs(
+    root: str | os.PathLike, task: str | TaskSpec, split: str = "test", with_names: bool = False
+) -> Iterator[Any]:
+    """Iterate full ``(input, target)`` float32 numpy pairs (user-facing axes, not normalised)
+    of ``root/split``; ``with_names=True`` yields ``(name, input, target)``."""
+    spec = get_task(task)
+    load_dataset_info(root, spec.name)
+    for p_in, p_tg in list_pairs(root, split):
+        a, _ = read_image(p_in, spec.input_axes)
+        b, _ = read_image(p_tg, spec.output_axes)
+        a = np.asarray(a, dtype=np.float32)
+        b = np.asarray(b, dtype=np.float32)
+        if with_names:
+            from unifmir.data.io import strip_suffix
+
+            yield strip_suffix(p_in), a, b
+        else:
+            yield a, b

@@ -1,0 +1,305 @@
+"""Gates an exported bundle must pass before anything is written to its destination.
+
+* ``test_model[<format>]``: bioimageio.core's ``test_model`` passes for every weight format.
+* ``tiled_vs_whole``: bioimageio.core's blockwise prediction agrees with whole-image prediction
+  (the block-artifact check) within :data:`TILED_TOLERANCE` (fraction of the output's range).
+* ``deepimagej``: one input; axes map onto ImageJ's x, y, c, z, t; only processing steps deepImageJ
+  implements; nearest-rank and interpolated percentiles of the test input agree; JDLL's size rule
+  (:func:`jdll_output_shape`) gives bioimageio.core's output sizes for several valid input sizes.
+* ``ilastik``: one input and one output.
+
+A failing gate raises :class:`GateError` listing every gate's result.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+__all__ = [
+    "GateResult",
+    "GateError",
+    "TILED_TOLERANCE",
+    "DEEPIMAGEJ_PROCESSING",
+    "gate_test_model",
+    "gate_tiled_vs_whole",
+    "gate_deepimagej",
+    "gate_ilastik",
+    "jdll_output_shape",
+    "raise_on_failure",
+]
+
+TILED_TOLERANCE = 0.02
+"""Default block-artifact tolerance: max |tiled - whole| <= 2 % of the whole-image output's range
+(the halo equals the measured receptive field for the SwinIR tasks, so the remaining differences
+come from image-border padding; see :func:`gate_tiled_vs_whole`)."""
+
+DEEPIMAGEJ_PROCESSING = frozenset(
+    {
+        "binarize", "clip", "ensure_dtype", "fixed_zero_mean_unit_variance", "scale_linear",
+        "scale_range", "sigmoid", "zero_mean_unit_variance",
+    }
+)
+"""Pre/postprocessing steps deepImageJ (JDLL) implements."""
+
+_IMAGEJ_AXES = frozenset("bcxyzt")
+
+
+@dataclass(frozen=True)
+class GateResult:
+    name: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"[{'PASS' if self.ok else 'FAIL'}] {self.name}: {self.detail}"
+
+
+class GateError(RuntimeError):
+    """An export gate failed; nothing was written to the destination."""
+
+    def __init__(self, results: Sequence[GateResult]) -> None:
+        self.results = list(results)
+        failed = [r for r in results if not r.ok]
+        super().__init__(
+            "export aborted, no bundle written; failing gate(s):\n"
+            + "\n".join(r.line() for r in failed)
+        )
+
+
+def raise_on_failure(results: Sequence[GateResult]) -> None:
+    if any(not r.ok for r in results):
+        raise GateError(results)
+
+
+# --------------------------------------------------------------------------------------------
+# bioimageio.core test_model
+
+
+def gate_test_model(source: Path | Any, weight_formats: Iterable[str]) -> list[GateResult]:
+    """Run ``bioimageio.core.test_model`` once per weight format."""
+    from bioimageio.core import test_model
+
+    results = []
+    for wf in weight_formats:
+        summary = test_model(source, weight_format=wf, devices=["cpu"], determinism="full")
+        ok = summary.status == "passed"
+        detail = "passed"
+        if not ok:
+            errs = []
+            for d in summary.details:
+                for e in getattr(d, "errors", []) or []:
+                    errs.append(f"{d.name}: {getattr(e, 'msg', e)}")
+                if getattr(d, "status", "passed") == "failed" and not getattr(d, "errors", None):
+                    errs.append(f"{d.name} failed")
+            detail = "; ".join(errs)[:2000] or summary.status
+        results.append(GateResult(f"test_model[{wf}]", ok, detail))
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# tiled vs whole image
+
+
+def _predict_array(descr: Any, array: np.ndarray, blocksize: int | None, weight_format: str) -> np.ndarray:
+    from bioimageio.core import Tensor, create_prediction_pipeline
+    from bioimageio.core.digest_spec import create_sample_for_model
+
+    inp = descr.inputs[0]
+    dims = tuple(str(a.id) for a in inp.axes)
+    pp = create_prediction_pipeline(descr, devices=["cpu"], weight_format=weight_format)
+    sample = create_sample_for_model(descr, inputs={inp.id: Tensor(array, dims=dims)}, sample_id="gate")
+    if blocksize is None:
+        out = pp.predict_sample_without_blocking(sample)
+    else:
+        out = pp.predict_sample_with_blocking(sample, ns=blocksize)
+    t = out.members[descr.outputs[0].id]
+    return np.asarray(t.data)
+
+
+def gate_tiled_vs_whole(
+    descr: Any,
+    array: np.ndarray,
+    *,
+    tolerance: float = TILED_TOLERANCE,
+    blocksize: int = 1,
+    weight_format: str = "torchscript",
+) -> GateResult:
+    """Compare blockwise (blocks ``min + blocksize*step``) and whole-image prediction.
+
+    (bioimageio.core 0.11 turns ``ns=0`` into 10, hence the default ``blocksize=1``.)
+
+    Passes when ``max |tiled - whole| <= tolerance * range(whole)``. The block shape must be
+    smaller than the image along at least one axis (else the gate would compare a thing with
+    itself, and it says so).
+    """
+    inp = descr.inputs[0]
+    sizes = dict(zip((str(a.id) for a in inp.axes), array.shape))
+    smaller = []
+    for a in inp.axes:
+        size = getattr(a, "size", None)
+        if hasattr(size, "step"):
+            block = size.min + blocksize * size.step
+            if block < sizes[str(a.id)]:
+                smaller.append(f"{a.id}: block {block} < image {sizes[str(a.id)]}")
+    if not smaller:
+        return GateResult("tiled_vs_whole", False, f"image {sizes} is not larger than one block; use a larger test image")
+    whole = _predict_array(descr, array, None, weight_format)
+    tiled = _predict_array(descr, array, blocksize, weight_format)
+    if whole.shape != tiled.shape:
+        return GateResult("tiled_vs_whole", False, f"shapes differ: whole {whole.shape}, tiled {tiled.shape}")
+    rng = float(np.nanmax(whole) - np.nanmin(whole)) or 1.0
+    diff = float(np.nanmax(np.abs(whole - tiled)))
+    mean = float(np.nanmean(np.abs(whole - tiled)))
+    ok = bool(np.isfinite(diff)) and diff <= tolerance * rng
+    return GateResult(
+        "tiled_vs_whole",
+        ok,
+        f"max |tiled - whole| = {diff:.3g} ({diff / rng:.2%} of range {rng:.3g}; limit {tolerance:.1%}), "
+        f"mean {mean:.3g}; blocks: {', '.join(smaller)}",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# deepImageJ
+
+
+def _axis_letter(a: Any) -> str:
+    t = str(getattr(a, "type", ""))
+    if t == "batch":
+        return "b"
+    if t == "channel":
+        return "c"
+    if t == "time":
+        return "t"
+    return str(a.id)
+
+
+def jdll_output_shape(descr: Any, input_sizes: Mapping[str, int], tile: bool = True) -> dict[str, int]:
+    """Output tile size as JDLL's ``TileMaker.getOutputTiles`` computes it (see describe.py).
+
+    Raises ``ValueError`` with JDLL's message where JDLL would refuse the description.
+    """
+    inp = descr.inputs[0]
+    in_letters = [_axis_letter(a) for a in inp.axes]
+    out: dict[str, int] = {}
+    for ax in descr.outputs[0].axes:
+        letter = _axis_letter(ax)
+        if letter == "b":
+            out[letter] = input_sizes.get("b", 1)
+            continue
+        if letter == "c":
+            out[letter] = len(ax.channel_names)
+            continue
+        size = ax.size
+        scale = float(getattr(ax, "scale", 1.0))
+        if isinstance(size, int):
+            # fixed output axis: JDLL looks the same axis up in the input tile
+            if letter not in in_letters:
+                raise ValueError(f"Model specs too complex for JDLL (fixed output axis {letter!r} not in the input)")
+            factor = input_sizes[letter] / input_sizes[letter]  # image / tile (whole image as one tile)
+            if math.floor(size * factor) != size * factor:
+                raise ValueError("Model specs too complex for JDLL (non-integer fixed-axis factor)")
+            out[letter] = int(size * factor)
+        elif hasattr(size, "tensor_id"):
+            ref = str(size.axis_id)
+            out[letter] = int(input_sizes[ref] * scale + 2 * float(size.offset))
+        else:
+            raise ValueError(f"Model specs too complex for JDLL (output axis {letter!r} has no reference)")
+    return out
+
+
+def _core_output_shape(descr: Any, input_sizes: Mapping[str, int]) -> dict[str, int]:
+    from bioimageio.spec.model.v0_5 import AxisId
+
+    inp = descr.inputs[0]
+    sizes = {inp.id: {AxisId(_axis_id(a)): input_sizes[_axis_letter(a)] for a in inp.axes}}
+    res = descr.get_output_tensor_sizes(sizes)[descr.outputs[0].id]
+    return {_letter_of_id(descr, str(k)): int(v) for k, v in res.items()}
+
+
+def _axis_id(a: Any) -> str:
+    return str(a.id)
+
+
+def _letter_of_id(descr: Any, axis_id: str) -> str:
+    for a in descr.outputs[0].axes:
+        if str(a.id) == axis_id:
+            return _axis_letter(a)
+    return axis_id
+
+
+def _valid_input_sizes(descr: Any, n: int) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    for a in descr.inputs[0].axes:
+        letter = _axis_letter(a)
+        if letter == "b":
+            sizes[letter] = 1
+        elif letter == "c":
+            sizes[letter] = len(a.channel_names)
+        elif isinstance(a.size, int):
+            sizes[letter] = a.size
+        else:
+            sizes[letter] = a.size.min + n * a.size.step
+    return sizes
+
+
+def gate_deepimagej(descr: Any, test_input: np.ndarray, percentiles: tuple[float, float] | None) -> GateResult:
+    """deepImageJ/JDLL constraints (see module docstring)."""
+    from unifmir.export.tensors import check_percentile_agreement
+
+    problems: list[str] = []
+    notes: list[str] = []
+    if len(descr.inputs) != 1:
+        problems.append(f"{len(descr.inputs)} inputs (deepImageJ takes exactly one)")
+    for t in list(descr.inputs) + list(descr.outputs):
+        letters = [_axis_letter(a) for a in t.axes]
+        bad = [x for x in letters if x not in _IMAGEJ_AXES]
+        if bad or len(set(letters)) != len(letters):
+            problems.append(f"tensor {t.id}: axes {letters} do not map onto ImageJ's x, y, c, z, t")
+    for t, procs in [(t, t.preprocessing) for t in descr.inputs] + [(t, t.postprocessing) for t in descr.outputs]:
+        for p in procs:
+            if p.id not in DEEPIMAGEJ_PROCESSING:
+                problems.append(f"tensor {t.id}: processing {p.id!r} is not implemented by deepImageJ")
+            kw = getattr(p, "kwargs", None)
+            if p.id == "scale_range" and getattr(kw, "reference_tensor", None) is not None:
+                problems.append(f"tensor {t.id}: scale_range with reference_tensor is not supported by deepImageJ")
+            if p.id == "clip" and (getattr(kw, "min", None) is None or getattr(kw, "max", None) is None):
+                problems.append(f"tensor {t.id}: deepImageJ's clip needs both min and max")
+    if percentiles is not None:
+        chk = check_percentile_agreement(test_input, percentiles)
+        (notes if chk.ok else problems).append(chk.describe())
+    for n in range(4):
+        sizes = _valid_input_sizes(descr, n)
+        try:
+            jd = jdll_output_shape(descr, sizes)
+        except ValueError as err:
+            problems.append(str(err))
+            break
+        core = _core_output_shape(descr, sizes)
+        if jd != core:
+            problems.append(f"size rule: input {sizes}: JDLL gives {jd}, bioimageio.core {core}")
+        else:
+            for ax in descr.outputs[0].axes:
+                halo = int(getattr(ax, "halo", 0) or 0)
+                letter = _axis_letter(ax)
+                if halo and jd[letter] - 2 * halo <= 0:
+                    problems.append(f"size rule: output {letter} tile {jd[letter]} <= 2*halo {2 * halo}")
+    if not problems:
+        notes.append("size rule: JDLL == bioimageio.core for 4 valid input sizes")
+    ok = not problems
+    return GateResult("deepimagej", ok, "; ".join(problems if problems else notes))
+
+
+def gate_ilastik(descr: Any) -> GateResult:
+    n_in, n_out = len(descr.inputs), len(descr.outputs)
+    ok = n_in == 1 and n_out == 1
+    return GateResult("ilastik", ok, f"{n_in} input(s), {n_out} output(s) (ilastik needs 1 and 1)")
+
+
+def _unused(*_: Any) -> None:  # pragma: no cover
+    return None

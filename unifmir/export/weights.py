@@ -1,0 +1,279 @@
+"""Weights of an exported bundle: TorchScript, ``pytorch_state_dict`` (+ self-contained source), ONNX.
+
+* The exported module is :class:`~unifmir.export._adapter.BioimageAdapter` around the prediction
+  layer's whole-image task module (:mod:`unifmir.predict.modules`): bioimage tensors in and out,
+  the 5-slice window, z upsampling, etc. inside.
+* **TorchScript** is listed first in the rdf so that deepImageJ picks it. We script first and fall
+  back to tracing (a scripted ``F.interpolate`` does not load in libtorch 2.0.0); either way the
+  file is checked at two input sizes against the eager module.
+* **pytorch_state_dict** comes with an architecture file generated from the package's own sources
+  (:mod:`unifmir.export._bundle_source`), so consumers need only torch.
+* **ONNX**: legacy exporter (``dynamo=False``), opset 17, one file, IR version <= 8 (what
+  deepImageJ's ONNX Runtime 1.13 reads), dynamic batch and spatial axes; skipped with a reason
+  when the architecture does not export or the result disagrees.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from unifmir.export._adapter import BioimageAdapter
+from unifmir.export._bundle_source import render_architecture_file
+from unifmir.export.describe import TensorLayout
+from unifmir.tasks import get_task
+
+__all__ = [
+    "ARCHITECTURE_FILE",
+    "ARCHITECTURE_CALLABLE",
+    "WeightFiles",
+    "build_export_module",
+    "architecture_kwargs",
+    "write_torchscript",
+    "write_state_dict",
+    "write_architecture",
+    "write_onnx",
+    "load_architecture_module",
+]
+
+ARCHITECTURE_FILE = "unifmir_architecture.py"
+ARCHITECTURE_CALLABLE = "UniFMIRBioimage"
+ONNX_OPSET = 17
+
+
+@dataclass
+class WeightFiles:
+    """Paths and facts of the written weights (``onnx`` is None when skipped)."""
+
+    torchscript: Path
+    torchscript_method: str
+    state_dict: Path
+    architecture: Path
+    architecture_kwargs: dict[str, Any]
+    onnx: Path | None = None
+    onnx_skipped: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------
+# the exported module
+
+
+def _task_module(net: nn.Module, task: str, two_d: bool) -> tuple[nn.Module, str, dict[str, Any]]:
+    """The prediction layer's whole-image task module for ``net``: (module, dotted class, kwargs).
+
+    The 2D denoise variant (single-slice network) uses the plain 2D image module.
+    """
+    from unifmir.predict import modules as pm
+
+    spec = get_task(task)
+    if two_d:
+        if spec.name != "denoise":
+            raise ValueError("the 2D variant exists for the denoise task only")
+        if int(getattr(net, "in_chans", 1)) != 1:
+            raise ValueError(
+                f"the 2D denoise variant needs a single-slice network (in_chans 1), this one takes "
+                f"{getattr(net, 'in_chans', '?')} slices; export the 3D stack variant instead"
+            )
+        cls = pm.SuperRes2D
+        module = cls(net, spec.name).eval()
+    else:
+        module = pm.build_task_module(net, spec.name)
+        cls = type(module)
+    kwargs: dict[str, Any] = {"task": spec.name}
+    if isinstance(module, pm.IsotropicStack):
+        kwargs["factor"] = int(module.factor)
+    return module, f"predict.modules.{cls.__name__}", kwargs
+
+
+def build_export_module(net: nn.Module, task: str, layout: TensorLayout, two_d: bool = False) -> nn.Module:
+    """The module every weight format holds: ``BioimageAdapter(task_module(net))``, in eval mode."""
+    spec = get_task(task)
+    inner, _, _ = _task_module(net, spec.name, two_d)
+    m = BioimageAdapter(
+        inner,
+        drop_singleton_z=bool(layout.singleton_in),
+        vcd_normalize=spec.normalization == "vcd" and not getattr(inner, "normalizes", False),
+    )
+    return m.eval()
+
+
+def architecture_kwargs(net: nn.Module, task: str, layout: TensorLayout, two_d: bool = False) -> dict[str, Any]:
+    """Keyword arguments of the architecture callable (plain YAML values)."""
+    config = getattr(net, "config", None)
+    if config is None:
+        raise ValueError("the network has no .config (build it with unifmir.build_model or load_any)")
+    cfg = json.loads(config.model_dump_json()) if hasattr(config, "model_dump_json") else dict(config)
+    spec = get_task(task)
+    _, wrapper, wrapper_kwargs = _task_module(net, spec.name, two_d)
+    return {
+        "task": spec.name,
+        "config": cfg,
+        "wrapper": wrapper,
+        "wrapper_kwargs": wrapper_kwargs,
+        "drop_singleton_z": bool(layout.singleton_in),
+        "vcd_normalize": spec.normalization == "vcd",
+    }
+
+
+_BUILDER = '''
+class UniFMIRBioimage(_mod("export._adapter").BioimageAdapter):
+    """The exported UniFMIR network: bioimage tensors (b, c, [z,] y, x) in and out.
+
+    Keyword arguments are written into the rdf by `unifmir export`; the state_dict keys match.
+    """
+
+    def __init__(self, task, config, wrapper, wrapper_kwargs=None, drop_singleton_z=False, vcd_normalize=False):
+        net = _mod("model.factory").build_model(task, config)
+        mod_name, _, cls_name = wrapper.rpartition(".")
+        inner = getattr(_mod(mod_name), cls_name)(net, **(wrapper_kwargs or {}))
+        vcd = bool(vcd_normalize) and not getattr(inner, "normalizes", False)
+        super().__init__(inner, drop_singleton_z=drop_singleton_z, vcd_normalize=vcd)
+        self.eval()
+'''
+
+
+def write_architecture(path: Path, kwargs: dict[str, Any]) -> Path:
+    """Write the self-contained architecture file for ``kwargs['wrapper']``."""
+    wrapper_mod = "unifmir." + kwargs["wrapper"].rpartition(".")[0]
+    roots = ["unifmir.model.factory", "unifmir.export._adapter", wrapper_mod]
+    text = render_architecture_file(roots, _BUILDER)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def load_architecture_module(path: Path, kwargs: dict[str, Any]) -> nn.Module:
+    """Instantiate the architecture file's callable (as bioimageio.core would)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"_unifmir_arch_{abs(hash(str(path)))}", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return getattr(mod, ARCHITECTURE_CALLABLE)(**kwargs)
+
+
+def write_state_dict(path: Path, module: nn.Module) -> Path:
+    """Save the exported module's state_dict (plain tensors, loads with ``weights_only=True``)."""
+    sd = {k: v.detach().clone().contiguous() for k, v in module.state_dict().items()}
+    torch.save(sd, path)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# TorchScript
+
+
+def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    if a.shape != b.shape:
+        return float("inf")
+    return float((a - b).abs().max()) if a.numel() else 0.0
+
+
+def write_torchscript(
+    path: Path,
+    module: nn.Module,
+    examples: Sequence[torch.Tensor],
+    atol: float,
+    libtorch_ok: Callable[[Path], tuple[bool, str]] | None = None,
+) -> str:
+    """Script (or trace) ``module`` into ``path``; returns the method used.
+
+    Every candidate is checked on all ``examples`` (different sizes) against the eager module
+    (max abs difference <= ``atol``) and, when ``libtorch_ok`` is given, in libtorch 2.0.0.
+    """
+    with torch.no_grad():
+        refs = [module(e) for e in examples]
+    errors: list[str] = []
+    for method in ("script", "trace"):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if method == "script":
+                    ts = torch.jit.script(module)
+                else:
+                    with torch.no_grad():
+                        ts = torch.jit.trace(module, examples[0], check_trace=False)
+            ts = ts.eval()
+            torch.jit.save(ts, str(path))
+            loaded = torch.jit.load(str(path), map_location="cpu")
+            with torch.no_grad():
+                diffs = [_max_diff(loaded(e), r) for e, r in zip(examples, refs)]
+            if max(diffs) > atol:
+                errors.append(f"{method}: differs from eager by {max(diffs):.3g} (> {atol:g}) at sizes "
+                              f"{[tuple(e.shape) for e in examples]}")
+                continue
+            if libtorch_ok is not None:
+                ok, msg = libtorch_ok(path)
+                if not ok:
+                    errors.append(f"{method}: libtorch 2.0.0: {msg}")
+                    continue
+            return method
+        except Exception as err:  # noqa: BLE001 - try the next method, report all
+            errors.append(f"{method}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+    if path.exists():
+        path.unlink()
+    raise RuntimeError("TorchScript export failed: " + " | ".join(errors))
+
+
+# --------------------------------------------------------------------------------------------
+# ONNX
+
+
+def write_onnx(
+    path: Path, module: nn.Module, examples: Sequence[torch.Tensor], atol: float, spatial_dims: int
+) -> str:
+    """Export ONNX (legacy exporter, opset 17, IR <= 8, single file). Returns "" or the skip reason.
+
+    The file is checked with onnx's checker and with onnxruntime on every example size.
+    """
+    try:
+        import onnx
+        import onnxruntime as ort
+    except ImportError as err:
+        return f"onnx/onnxruntime not installed ({err})"
+    names = ["b", "c"] + [f"s{i}" for i in range(spatial_dims)]
+    dyn = {i: n for i, n in enumerate(names) if n != "c"}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            buf = io.BytesIO()
+            torch.onnx.export(
+                module,
+                (examples[0],),
+                buf,
+                opset_version=ONNX_OPSET,
+                input_names=["input"],
+                output_names=["output"],
+                dynamic_axes={"input": dyn, "output": {0: "b"} | {i: f"o{i}" for i in range(2, 2 + spatial_dims + 1)}},
+                dynamo=False,
+                do_constant_folding=True,
+            )
+        model = onnx.load_from_string(buf.getvalue())
+        if model.ir_version > 8:
+            model.ir_version = 8  # opset 17 needs IR >= 8; deepImageJ's ORT 1.13 reads <= 8
+        onnx.checker.check_model(model)
+        data = model.SerializeToString()
+        sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+        with torch.no_grad():
+            for e in examples:
+                ref = module(e).numpy()
+                out = sess.run(None, {"input": e.numpy()})[0]
+                if out.shape != ref.shape:
+                    return f"ONNX output shape {out.shape} != {ref.shape} at input {tuple(e.shape)}"
+                d = float(np.abs(out - ref).max())
+                if d > atol:
+                    return f"ONNX differs from PyTorch by {d:.3g} (> {atol:g}) at input {tuple(e.shape)}"
+        path.write_bytes(data)
+        return ""
+    except Exception as err:  # noqa: BLE001 - the architecture does not export: skip with reason
+        msg = str(err).strip().splitlines()
+        return f"ONNX export failed: {type(err).__name__}: {msg[0] if msg else ''}"[:500]

@@ -1,0 +1,29 @@
+"""The UniFMIR networks.
+
+* :mod:`.config` -- :class:`ModelConfig`, presets ``full`` / ``small``;
+* :mod:`.swin` -- SwinIR body (window attention, Swin layers, RSTB);
+* :mod:`.enlcn` -- ENLCN projection head (ENLCA / ENLA);
+* :mod:`.unet` -- UNetA (volumetric stage 1);
+* :mod:`.single` -- single-task networks (released classes): :class:`SwinIRNet`,
+  :class:`ProjectionNet`, :class:`VolumetricNet`;
+* :mod:`.unifmir` -- multi-task :class:`UniFMIR`;
+* :mod:`.factory` -- :func:`build_model`.
+"""
+
+from __future__ import annotations
+
+from .config import PRESETS, ModelConfig, resolve_config
+from .factory import build_model
+from .single import ProjectionNet, SwinIRNet, VolumetricNet
+from .unifmir import UniFMIR
+
+__all__ = [
+    "ModelConfig",
+    "PRESETS",
+    "resolve_config",
+    "build_model",
+    "SwinIRNet",
+    "ProjectionNet",
+    "VolumetricNet",
+    "UniFMIR",
+]

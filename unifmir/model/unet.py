@@ -1,0 +1,103 @@
+"""UNetA: the light-field -> volume first stage of the volumetric (VCD) task.
+
+Faithful to the reference (cxm12/UNiFMIR ``model/swinir.py::UNetA``); its channel widths are
+hard-coded there and here. ``conv2d`` 7x7 ``in -> 128``; four ``(conv + PixelShuffle(2)) + conv``
+stages (16x upscaling, 128 -> 8 channels); ``conv2d1``/``conv2d2`` Conv-BN-ReLU; a 5-level encoder
+(Conv-BN-ReLU, channel zero-padded residual, MaxPool 3/2 floor mode); a decoder (concat skip ->
+Conv -> ReLU -> BN -> bilinear resize, ``align_corners=False``) ending at ``11 H x 11 W`` and
+``tanh``.
+
+Bilinear resizing calls ``torch.ops.aten.upsample_bilinear2d`` directly: scripting
+``F.interpolate`` would drag ops that libtorch 2.0 lacks into exported TorchScript. The result
+equals ``F.interpolate(x, size, mode="bilinear", align_corners=False)``.
+"""
+
+from __future__ import annotations
+
+from typing import List
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["UNetA", "resize_bilinear", "UNETA_PYRAMID", "UNETA_UPSCALE"]
+
+UNETA_PYRAMID: List[int] = [128, 256, 512, 512, 512]
+"""Encoder widths (hard-coded in the reference)."""
+UNETA_UPSCALE: int = 11
+"""Output size factor (11 x 11 lenslets)."""
+
+
+def resize_bilinear(x: Tensor, h: int, w: int) -> Tensor:
+    """``F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)`` via the aten op."""
+    return torch.ops.aten.upsample_bilinear2d(x, [h, w], False, None, None)
+
+
+class _Upsample2(nn.Sequential):
+    """``Conv(4c -> 4c) + PixelShuffle(2)`` (reference ``Upsample2``)."""
+
+    def __init__(self, num_feat: int) -> None:
+        super().__init__(nn.Conv2d(4 * num_feat, 4 * num_feat, 3, 1, 1), nn.PixelShuffle(2))
+
+
+class UNetA(nn.Module):
+    """UNetA(num_in_ch=121, n_slices=61): ``(B, 121, H, W)`` -> ``(B, 61, 11H, 11W)`` in ``[-1, 1]``."""
+
+    def __init__(self, num_in_ch: int = 121, n_slices: int = 61) -> None:
+        super().__init__()
+        self.upscale = UNETA_UPSCALE
+        channels = 128
+        self.conv2d = nn.Conv2d(num_in_ch, channels, 7, 1, 3)
+        layers: List[nn.Module] = []
+        for _ in range(4):
+            channels = channels // 2
+            layers.append(nn.Sequential(_Upsample2(channels // 2), nn.Conv2d(channels // 2, channels, 3, 1, 1)))
+        self.layers = nn.ModuleList(layers)
+        self.conv2d1 = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, 1, 1), nn.BatchNorm2d(channels), nn.ReLU(inplace=True)
+        )
+        inch = 64
+        self.conv2d2 = nn.Sequential(nn.Conv2d(channels, inch, 3, 1, 1), nn.BatchNorm2d(inch), nn.ReLU(inplace=True))
+        enc: List[nn.Module] = []
+        for nc in UNETA_PYRAMID:
+            enc.append(nn.Sequential(nn.Conv2d(inch, nc, 3, 1, 1), nn.BatchNorm2d(nc), nn.ReLU(inplace=True)))
+            inch = nc
+        self.encoder_layers = nn.ModuleList(enc)
+        dec: List[nn.Module] = []
+        for idx in range(len(UNETA_PYRAMID) - 1, -1, -1):
+            if idx > 0:
+                cin, cout = UNETA_PYRAMID[idx] + UNETA_PYRAMID[idx - 1], UNETA_PYRAMID[idx - 1]
+            else:
+                cin, cout = UNETA_PYRAMID[0] + 64, n_slices
+            dec.append(nn.Sequential(nn.Conv2d(cin, cout, 3, 1, 1), nn.ReLU(inplace=True), nn.BatchNorm2d(cout)))
+        self.decoder_layers = nn.ModuleList(dec)
+        self.pool = nn.MaxPool2d(kernel_size=3, stride=2)  # floor mode
+
+    def forward(self, x: Tensor) -> Tensor:
+        H, W = x.shape[2], x.shape[3]
+        x = self.conv2d(x)
+        for layer in self.layers:
+            x = layer(x)
+        x = self.conv2d2(self.conv2d1(x))
+        skips: List[Tensor] = []
+        for layer in self.encoder_layers:
+            skips.append(x)
+            y = layer(x)
+            # zero-padded channel residual: the first C_in channels get the block input added
+            c = x.shape[1]
+            if c == y.shape[1]:
+                y = y + x
+            else:
+                y = torch.cat([y[:, :c] + x, y[:, c:]], dim=1)
+            x = self.pool(y)
+        x = resize_bilinear(x, skips[-1].shape[2], skips[-1].shape[3])
+        idx = len(skips) - 1
+        for layer in self.decoder_layers:
+            if idx > 0:
+                h0, w0 = skips[idx - 1].shape[2], skips[idx - 1].shape[3]
+            else:
+                h0, w0 = H * self.upscale, W * self.upscale
+            x = layer(torch.cat([skips[idx], x], dim=1))
+            x = resize_bilinear(x, h0, w0)
+            idx -= 1
+        # the reference resizes once more to (11H, 11W): the size already matches (identity)
+        return torch.tanh(x)

@@ -1,0 +1,459 @@
+"""``unifmir.predict``: restore an image of any size with a UniFMIR network (tiled, eager/TorchScript).
+
+Pipeline for one image (:func:`predict`):
+
+1. check the image against the task (axes, number of z-slices, light-field size);
+2. normalise it as in training (:func:`unifmir.predict.modules.normalize_input`);
+3. the task module (:mod:`unifmir.predict.modules`) rearranges it into 2-D network inputs
+   (``views``) and runs the non-local ``global_stage`` on the whole image;
+4. the local SwinIR stage runs tile by tile (:func:`unifmir.predict.tiling.tiled_apply`) with a
+   halo of at least its measured receptive field (:mod:`unifmir.predict.receptive`), tiles aligned
+   to the window grid, so that the result equals the whole-image prediction (within 1e-4);
+5. ``finish`` merges the outputs; the output is de-normalised with the input's statistics.
+
+Memory model (documented estimate used to pick the tile size automatically): one image of the
+local stage needs about ``4 * (C_in + 20*E + 2*heads*ws^2 + s^2*(4*F + C_out))`` bytes per input
+pixel, with ``E`` the Swin embedding width, ``heads`` the attention heads, ``ws`` the window,
+``F`` the tail width (``num_feat``) and ``s`` the scale: the live activations of one Swin block
+(input, shortcut, LayerNorm, rolled copy, windows, qkv, attention output, MLP hidden ~ 20 E) plus
+the attention matrices and the up-sampling tail. Half of the available memory
+(``MemAvailable`` from ``/proc/meminfo`` on the CPU, ``torch.cuda.mem_get_info`` free memory on
+CUDA) is the budget for ``batch x tile^2`` pixels, where a tile includes its halo.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import weakref
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from unifmir.predict.modules import TaskModule, build_task_module, denormalize_output, normalize_input
+from unifmir.predict.receptive import receptive_field
+from unifmir.predict.tiling import TileSpec, num_tiles, round_down, round_up, tiled_apply
+from unifmir.tasks import TaskSpec, get_task
+
+__all__ = [
+    "predict",
+    "load_model",
+    "prepare_module",
+    "check_input",
+    "plan_tiles",
+    "halo_for",
+    "bytes_per_pixel",
+    "available_memory",
+    "output_pixel_size",
+    "cast_output",
+    "MIN_SIDE",
+]
+
+MIN_SIDE = 8
+"""Smallest y/x size (network-input pixels) accepted: the Swin window."""
+
+BLEND = 8
+"""Width of the linear cross-fade after the halo (input pixels)."""
+
+_SCRIPTED: "weakref.WeakKeyDictionary[nn.Module, torch.jit.ScriptModule]" = weakref.WeakKeyDictionary()
+
+
+# ------------------------------------------------------------------------------------------
+# model
+# ------------------------------------------------------------------------------------------
+
+
+def load_model(source: Any, task: Optional[str] = None) -> nn.Module:
+    """A network from a module, our checkpoint or an official checkpoint (path), in eval mode.
+
+    A multi-task model given as a module is reduced to ``task``'s single-task network.
+    """
+    if isinstance(source, nn.Module):
+        net = source
+        if getattr(net, "task", "single") is None and not isinstance(net, TaskModule):
+            if task is None:
+                raise ValueError("a multi-task model needs task=... (which task to run)")
+            from unifmir.model.checkpoints import extract_task
+
+            net = extract_task(net, get_task(task).name)
+        return net.eval()
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"model checkpoint {path} does not exist")
+        from unifmir.model.checkpoints import load_any
+
+        return load_any(path, task=None if task is None else get_task(task).name).eval()
+    raise TypeError(f"model must be an nn.Module or a checkpoint path, got {type(source).__name__}")
+
+
+def prepare_module(
+    model: Any, task: Optional[str] = None, *, z_factor: Optional[int] = None, chunk: int = 8
+) -> TaskModule:
+    """Load ``model`` (see :func:`load_model`) and wrap it into its task module (eval mode)."""
+    net = load_model(model, task)
+    opts: dict[str, Any] = {}
+    name = task if task is not None else getattr(net, "task", None)
+    if name is not None and get_task(name).z_factor is not None:
+        opts["factor"] = z_factor
+    tm = build_task_module(net, task, chunk=chunk, **opts)
+    if z_factor is not None and hasattr(tm, "factor"):
+        tm.factor = int(z_factor)
+    return tm.eval()
+
+
+def _scripted(tm: TaskModule) -> torch.jit.ScriptModule:
+    sm = _SCRIPTED.get(tm)
+    if sm is None:
+        sm = torch.jit.script(tm)
+        _SCRIPTED[tm] = sm
+    return sm
+
+
+# ------------------------------------------------------------------------------------------
+# input checks
+# ------------------------------------------------------------------------------------------
+
+
+def _to_task_axes(arr: np.ndarray, axes: Optional[str], spec: TaskSpec) -> np.ndarray:
+    want = spec.input_axes
+    if axes is None:
+        if arr.ndim != len(want):
+            raise ValueError(
+                f"task {spec.name!r} expects a {len(want)}-D image with axes {want!r} "
+                f"({'a z-stack' if 'Z' in want else 'a single 2-D image'}), got a {arr.ndim}-D array of "
+                f"shape {arr.shape}; pass axes=... if the array has extra singleton axes"
+            )
+        return arr
+    axes = axes.upper()
+    if len(axes) != arr.ndim or len(set(axes)) != len(axes):
+        raise ValueError(f"axes {axes!r} do not describe an array of shape {arr.shape}")
+    missing = [a for a in want if a not in axes]
+    if missing:
+        raise ValueError(
+            f"task {spec.name!r} needs axes {want!r}; the image axes {axes!r} lack {''.join(missing)!r}"
+        )
+    extra = [(a, s) for a, s in zip(axes, arr.shape) if a not in want]
+    bad = [f"{a}={s}" for a, s in extra if s != 1]
+    if bad:
+        raise ValueError(
+            f"task {spec.name!r} works on one single-channel {want} image; axes {', '.join(bad)} "
+            f"have more than one entry (split the image first)"
+        )
+    keep = [axes.index(a) for a in want]
+    drop = tuple(i for i, a in enumerate(axes) if a not in want)
+    return np.transpose(np.squeeze(arr, axis=drop) if drop else arr, [sorted(keep).index(k) for k in keep])
+
+
+def check_input(shape: Sequence[int], task: str | TaskSpec) -> None:
+    """Raise ``ValueError`` if an image of ``shape`` (task input axes) cannot be processed."""
+    spec = get_task(task)
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != len(spec.input_axes):
+        raise ValueError(
+            f"task {spec.name!r} expects a {len(spec.input_axes)}-D image with axes {spec.input_axes!r}, "
+            f"got shape {shape}"
+        )
+    yx = shape[-2:]
+    if spec.in_depth is not None and shape[0] != spec.in_depth:
+        raise ValueError(
+            f"task {spec.name!r} needs a stack of exactly {spec.in_depth} z-slices, got {shape[0]} "
+            f"(shape {shape}); {'pad or resample the stack' if shape[0] < spec.in_depth else 'crop the stack'}"
+        )
+    if spec.lenslets:
+        n = spec.lenslets
+        if yx[0] % n or yx[1] % n:
+            raise ValueError(
+                f"task {spec.name!r}: the light-field image's y/x sizes {yx} must be multiples of {n} "
+                f"(pixels per lenslet); crop it to {tuple(s - s % n for s in yx)}"
+            )
+        if min(yx) < MIN_SIDE * n:
+            raise ValueError(
+                f"task {spec.name!r}: the light-field image {yx} is too small; need at least "
+                f"{MIN_SIDE * n} x {MIN_SIDE * n} pixels ({MIN_SIDE} lenslets per side)"
+            )
+    elif min(yx) < MIN_SIDE:
+        raise ValueError(f"image y/x size {yx} is too small for task {spec.name!r}; need at least {MIN_SIDE} pixels")
+    if spec.name == "isotropic" and shape[0] < 2:
+        raise ValueError(f"task 'isotropic' needs at least 2 z-slices, got {shape[0]}")
+
+
+# ------------------------------------------------------------------------------------------
+# tiles, halo, memory
+# ------------------------------------------------------------------------------------------
+
+
+def halo_for(tm: TaskModule) -> Optional[tuple[int, int]]:
+    """Receptive-field radius ``(ry, rx)`` of ``tm``'s local stage (measured once, cached)."""
+
+    def local(m: nn.Module, x: Tensor) -> Tensor:
+        return m.local_stage(x)  # type: ignore[operator]
+
+    return receptive_field(
+        tm, local, in_channels=tm.local_in_channels, scale=tm.scale, align=tm.align, part=f"local:{tm.task}"
+    )
+
+
+def _swin_dims(tm: nn.Module) -> tuple[int, int, int, int]:
+    """(embed_dim, heads, window, num_feat) of the first Swin body found (fallbacks for others)."""
+    from unifmir.model.swin import WindowAttention
+
+    E, heads, ws, F = 0, 1, 8, 32
+    for m in tm.modules():
+        if isinstance(m, WindowAttention):
+            E, heads = int(m.dim), int(m.num_heads)
+            ws = int(getattr(m, "window_size", ws) if isinstance(getattr(m, "window_size", ws), int) else ws)
+            break
+    if E == 0:
+        for m in tm.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                E = max(E, int(getattr(m, "out_channels", getattr(m, "out_features", 0))))
+    net = getattr(tm, "net", tm)
+    F = int(getattr(getattr(net, "conv_last", None), "in_channels", F))
+    return E, heads, ws, F
+
+
+def bytes_per_pixel(tm: TaskModule) -> float:
+    """Estimated peak bytes per local-stage input pixel for one image (see the module doc)."""
+    E, heads, ws, F = _swin_dims(tm)
+    s = tm.scale
+    c_out = int(getattr(getattr(tm.net, "conv_last", None), "out_channels", 1))
+    return 4.0 * (tm.local_in_channels + 20 * E + 2 * heads * ws * ws + s * s * (4 * F + c_out))
+
+
+def available_memory(device: torch.device | str) -> int:
+    """Free memory in bytes: ``MemAvailable`` (CPU) or ``torch.cuda.mem_get_info`` (CUDA)."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(dev)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 * 1024**3  # unknown platform: assume 4 GiB
+
+
+def plan_tiles(
+    tm: TaskModule,
+    shape: Sequence[int],
+    n_images: int = 1,
+    *,
+    tile: Optional[int] = None,
+    overlap: Optional[int] = None,
+    device: torch.device | str = "cpu",
+    batch_size: Optional[int] = None,
+    memory: Optional[int] = None,
+) -> tuple[TileSpec, int]:
+    """Choose the :class:`TileSpec` and batch size for local-stage inputs of ``shape`` (h, w).
+
+    ``overlap`` (halo, input pixels per side) defaults to the measured receptive field; both
+    halo and ``tile`` are rounded up to the window multiple. ``tile`` defaults to the largest
+    side that fits half of the free ``memory`` (:func:`available_memory`) under the per-pixel
+    model of :func:`bytes_per_pixel`; an image that fits is one tile (whole-image prediction).
+    """
+    h, w = int(shape[0]), int(shape[1])
+    a = tm.align
+    if overlap is None:
+        rf = halo_for(tm)
+        if rf is None:  # non-local: only whole-image is exact
+            halo = (round_up(32, a), round_up(32, a))
+            if tile is None:
+                tile = max(h, w)
+        else:
+            halo = (round_up(rf[0], a), round_up(rf[1], a))
+    else:
+        if overlap < 0:
+            raise ValueError(f"overlap must be >= 0, got {overlap}")
+        halo = (round_up(int(overlap), a), round_up(int(overlap), a))
+    min_tile = 2 * max(halo) + BLEND + a
+    budget = (memory if memory is not None else available_memory(device)) // 2
+    bpp = bytes_per_pixel(tm)
+    if tile is None:
+        if h * w * bpp * (batch_size or 1) <= budget:
+            side = max(h, w)
+        else:
+            side = int(math.sqrt(budget / (bpp * (batch_size or 1))))
+            side = max(round_down(side, a), min_tile)
+        tile_yx = (side, side)
+    else:
+        t = int(tile)
+        if t < 1:
+            raise ValueError(f"tile must be >= 1, got {tile}")
+        t = round_up(t, a)
+        if t < min_tile and (t < h or t < w):
+            raise ValueError(
+                f"tile {tile} is too small for an overlap/halo of {max(halo)} pixels: use --tile >= {min_tile} "
+                f"or a smaller --overlap"
+            )
+        tile_yx = (t, t)
+    spec = TileSpec(tile=tile_yx, halo=halo, blend=BLEND, align=a)
+    if batch_size is None:
+        per = bpp * min(tile_yx[0], h) * min(tile_yx[1], w)
+        batch_size = int(max(1, min(n_images, 16, budget // max(per, 1))))
+    return spec, int(batch_size)
+
+
+# ------------------------------------------------------------------------------------------
+# output helpers
+# ------------------------------------------------------------------------------------------
+
+
+def output_pixel_size(
+    pixel_size: dict[str, float] | None,
+    task: str | TaskSpec,
+    *,
+    scale: Optional[int] = None,
+    z_factor: Optional[int] = None,
+    z_spacing: Optional[float] = None,
+) -> dict[str, float]:
+    """Physical pixel sizes of the output: SR y/x divided by the scale, isotropic z divided by the
+    z factor, projection without z, volumetric z = ``z_spacing`` when given."""
+    spec = get_task(task)
+    ps = {k.upper(): float(v) for k, v in (pixel_size or {}).items()}
+    s = scale if scale is not None else spec.scale
+    out: dict[str, float] = {}
+    for ax in ("Y", "X"):
+        if ax in ps:
+            out[ax] = ps[ax] / s if spec.input_axes == spec.output_axes == "YX" else ps[ax]
+    if "Z" in spec.output_axes:
+        if z_spacing is not None:  # given by the user (volumetric: the only source)
+            out["Z"] = float(z_spacing)
+        elif "Z" in ps and spec.out_depth is None:
+            f = (z_factor or spec.z_factor) if spec.z_factor is not None else 1
+            out["Z"] = ps["Z"] / float(f or 1)
+    return out
+
+
+def cast_output(y: np.ndarray, dtype: Any = None, *, rescale: bool = False) -> np.ndarray:
+    """Cast ``y`` to ``dtype`` (default float32). Integer dtypes are clipped to their range and
+    rounded; ``rescale=True`` first maps ``[min, max]`` of ``y`` linearly onto the dtype's range."""
+    if dtype is None:
+        return y.astype(np.float32, copy=False)
+    dt = np.dtype(dtype)
+    if dt.kind == "f":
+        return y.astype(dt, copy=False)
+    if dt.kind not in "iub":
+        raise ValueError(f"cannot write the output as {dt}")
+    info = np.iinfo(dt) if dt.kind in "iu" else None
+    lo, hi = (0, 1) if info is None else (info.min, info.max)
+    yy = y.astype(np.float64)
+    if rescale:
+        mn, mx = float(yy.min()), float(yy.max())
+        yy = (yy - mn) / (mx - mn if mx > mn else 1.0) * (hi - lo) + lo
+    return np.clip(np.rint(yy), lo, hi).astype(dt)
+
+
+# ------------------------------------------------------------------------------------------
+# predict
+# ------------------------------------------------------------------------------------------
+
+
+def predict(
+    model: Any,
+    image: Any,
+    task: Optional[str] = None,
+    axes: Optional[str] = None,
+    tile: Optional[int] = None,
+    overlap: Optional[int] = None,
+    device: str | torch.device = "cpu",
+    backend: str = "eager",
+    normalize: bool = True,
+    batch_size: Optional[int] = None,
+    *,
+    z_factor: Optional[int] = None,
+    progress: bool | Callable[[int], None] = False,
+) -> np.ndarray:
+    """Restore one image with a UniFMIR network; returns a float32 array in the task's output axes.
+
+    Args:
+        model: a single-task network or :class:`~unifmir.predict.modules.TaskModule`, a
+            multi-task module (with ``task``), or a path to our or an official checkpoint.
+        image: numpy array / tensor in the task's input axes (``YX`` or ``ZYX``), or ``axes``.
+        task: task name; default ``model.task``.
+        axes: axes of ``image`` (may contain extra singleton axes); default the task's.
+        tile: tile side in network-input pixels (rounded up to the window multiple); default from
+            free memory (the whole image when it fits).
+        overlap: halo per tile side (input pixels); default the measured receptive field, which
+            makes tiled == whole-image prediction. Smaller values trade exactness for speed.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
+        backend: ``"eager"`` or ``"torchscript"`` (same results within 1e-5).
+        normalize: normalise as in training and de-normalise the output with the input's
+            statistics; False feeds ``image`` unchanged and returns the raw network output.
+        batch_size: 2-D images per network call (denoise slices, isotropic XZ/YZ slices).
+        z_factor: isotropic axial factor (default the task's, 4).
+        progress: True for a tqdm bar over tiles, or a callable receiving step counts.
+
+    Raises:
+        ValueError: the image does not suit the task (dimensions, z-slices, light-field size).
+    """
+    if backend not in ("eager", "torchscript"):
+        raise ValueError(f"backend must be 'eager' or 'torchscript', got {backend!r}")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available; use device='cpu'")
+    tm = prepare_module(model, task, z_factor=z_factor)
+    spec = get_task(tm.task)
+    if task is not None and get_task(task).name != spec.name:
+        raise ValueError(f"the model serves task {spec.name!r}, not {task!r}")
+    if hasattr(image, "detach"):
+        image = image.detach().cpu().numpy()
+    arr = np.asarray(image)
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"image has non-numeric dtype {arr.dtype}")
+    arr = _to_task_axes(arr, axes, spec)
+    check_input(arr.shape, spec)
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise ValueError("image contains NaN or infinite values; replace them before prediction")
+    if normalize:
+        xn, stats = normalize_input(arr.astype(np.float32, copy=False), spec)
+    else:
+        xn, stats = arr.astype(np.float32, copy=False), None
+    x = torch.from_numpy(np.ascontiguousarray(xn, dtype=np.float32))[None, None]
+    tm = tm.to(dev)
+    run: Any = _scripted(tm) if backend == "torchscript" else tm
+    bar = None
+    with torch.no_grad():
+        vs = run.views(x)
+        gs = []
+        for v in vs:
+            gs.append(run.global_stage(v.to(dev)).to("cpu") if _has_global(tm) else v)
+        steps = 0
+        plans = []
+        for g in gs:
+            ts, bs = plan_tiles(
+                tm, g.shape[-2:], g.shape[0], tile=tile, overlap=overlap, device=dev, batch_size=batch_size
+            )
+            plans.append((ts, bs))
+            steps += num_tiles(g.shape[-2:], ts) * -(-g.shape[0] // bs)
+        cb: Optional[Callable[[int], None]] = None
+        if progress is True:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=steps, desc=f"{spec.name} tiles", unit="tile", leave=False)
+            cb = bar.update
+        elif callable(progress):
+            cb = progress
+        try:
+            ys = [
+                tiled_apply(run.local_stage, g, ts, scale=tm.scale, batch_size=bs, device=dev, progress=cb)
+                for g, (ts, bs) in zip(gs, plans)
+            ]
+        finally:
+            if bar is not None:
+                bar.close()
+        y = run.finish(ys, x)[0, 0]
+    out = y.numpy()
+    if stats is not None:
+        out = denormalize_output(out, stats)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def _has_global(tm: TaskModule) -> bool:
+    return type(tm).global_stage is not TaskModule.global_stage

@@ -1,0 +1,477 @@
+"""Validated training configuration (pydantic), loadable from and saved to YAML.
+
+One :class:`TrainConfig` describes a whole run: which model (a preset name plus overrides), which
+data (one dataset folder per task), the optimiser, the schedule, the loss, logging,
+checkpointing and early stopping. The same object drives fine-tuning (one task) and multi-task
+pretraining (several tasks); :attr:`TrainConfig.mode` says which.
+
+Defaults follow the reference recipes (see ``../shared/notes/unifmir-reference.md``): Adam
+(0.9, 0.999), L1 loss, MultiStepLR with gamma 0.5, lr 1e-4 for fine-tuning and 5e-5 for
+pretraining, patch and batch sizes from the task registry (:mod:`unifmir.tasks`), and the staged
+losses of the projection and volumetric tasks, whose reference epochs are mapped onto steps with
+:attr:`ScheduleSection.steps_per_epoch`.
+
+:func:`finetune_config` and :func:`pretrain_config` build configs for the two presets: ``full``
+(the reference recipe) and ``small`` (a CPU-friendly model, small patches and batches).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from unifmir._atomic import atomic_path
+from unifmir.tasks import TASK_NAMES, get_task
+
+__all__ = [
+    "ModelSection",
+    "DataSection",
+    "OptimSection",
+    "ScheduleSection",
+    "LossSection",
+    "LoggingSection",
+    "CheckpointSection",
+    "EarlyStopping",
+    "TrainConfig",
+    "ConfigError",
+    "load_config",
+    "save_config",
+    "config_from_dict",
+    "finetune_config",
+    "pretrain_config",
+    "TRAIN_PRESETS",
+    "FINETUNE_LR",
+    "PRETRAIN_LR",
+]
+
+FINETUNE_LR = 1e-4
+"""Reference fine-tuning learning rate."""
+PRETRAIN_LR = 5e-5
+"""Reference pretraining learning rate."""
+TRAIN_PRESETS = ("full", "small")
+"""Names accepted by :func:`finetune_config` / :func:`pretrain_config`."""
+
+# The small preset's patch size: the registry's default divided by this, and its batch cap.
+_SMALL_PATCH_DIVISOR = 2
+_SMALL_MAX_BATCH = 4
+
+
+class ConfigError(ValueError):
+    """A configuration is invalid; the message lists every problem with its field path."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelSection(_Section):
+    """Which network to build: a preset of :mod:`unifmir.model.config` plus field overrides.
+
+    ``overrides`` are passed to ``resolve_config`` (e.g. ``{"embed_dim": 60}`` or, for a new task
+    variant, ``{"sr_scale": 1}``). When training starts from a checkpoint, the checkpoint's own
+    configuration is used and only ``overrides`` are applied on top of it.
+    """
+
+    preset: str = "full"
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class DataSection(_Section):
+    """Where the data lie and how patches are drawn.
+
+    ``roots`` maps each task name to a dataset folder in the ``unifmir synth`` layout
+    (``DIR/train/{input,target}``, ``DIR/test/...`` and optionally ``DIR/val/...``).
+    ``patch_size`` / ``batch_size`` are either one value for every task or a per-task mapping;
+    ``None`` takes the task registry's default. ``batch_size`` is the *global* batch: under
+    DistributedDataParallel it is split evenly across processes.
+    """
+
+    roots: dict[str, Path] = Field(default_factory=dict)
+    patch_size: int | dict[str, int] | None = None
+    batch_size: int | dict[str, int] | None = None
+    workers: int = Field(0, ge=0)
+    augment: bool = True
+    val_split: str = "auto"
+    """``auto``: ``val`` when the folder has one, else ``test``; or an explicit split name."""
+    val_samples: int = Field(16, ge=1)
+    """Number of fixed validation patches per task (drawn once, without augmentation)."""
+    val_patch_size: int | dict[str, int] | None = None
+    """Validation patch size; ``None`` = the training patch size."""
+
+    @field_validator("roots")
+    @classmethod
+    def _known_tasks(cls, v: dict[str, Path]) -> dict[str, Path]:
+        for name in v:
+            get_task(name)
+        return v
+
+    def patch_for(self, task: str, *, validation: bool = False) -> int | None:
+        """Patch size for ``task`` (``None`` = the dataset's registry default)."""
+        value = self.val_patch_size if validation and self.val_patch_size is not None else self.patch_size
+        if isinstance(value, dict):
+            return value.get(task)
+        return value
+
+    def batch_for(self, task: str) -> int:
+        """Global batch size for ``task`` (registry default when unset)."""
+        value = self.batch_size
+        if isinstance(value, dict):
+            value = value.get(task)
+        return int(value) if value is not None else get_task(task).batch_size
+
+
+class OptimSection(_Section):
+    """Adam, as in the reference (betas 0.9/0.999, no weight decay)."""
+
+    name: Literal["adam", "adamw"] = "adam"
+    lr: float = Field(FINETUNE_LR, gt=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float | None = Field(None, gt=0)
+    """Clip the global gradient norm to this value (``None``: no clipping, as the reference)."""
+
+
+class ScheduleSection(_Section):
+    """Length of the run and learning-rate schedule (MultiStepLR), all in optimiser steps.
+
+    ``milestones=None`` halves (``gamma``) the learning rate at 50 % and 75 % of ``steps``.
+    ``steps_per_epoch`` converts the reference's epoch-based settings into steps: the end of each
+    staged-loss phase (``LossPhase.until_epoch``) and, in pretraining with
+    ``task_sampling="epoch"``, how long one task is kept. ``loss_phase_steps`` overrides the
+    phase ends directly (one step number per phase that has an ``until_epoch``).
+    """
+
+    steps: int = Field(1000, ge=1)
+    milestones: list[int] | None = None
+    gamma: float = Field(0.5, gt=0, le=1)
+    steps_per_epoch: int = Field(100, ge=1)
+    loss_phase_steps: list[int] | None = None
+
+    @field_validator("milestones")
+    @classmethod
+    def _sorted(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (any(m < 1 for m in v) or list(v) != sorted(v)):
+            raise ValueError("milestones must be positive step numbers in increasing order")
+        return v
+
+    def resolved_milestones(self) -> list[int]:
+        """The MultiStepLR milestones in steps."""
+        if self.milestones is not None:
+            return list(self.milestones)
+        return sorted({max(1, self.steps // 2), max(1, (3 * self.steps) // 4)})
+
+
+class LossSection(_Section):
+    """Loss recipe. Only L1 (the reference's) is offered; staged weights come from the registry.
+
+    ``stage_weights`` optionally replaces the registry's phases of a task by one fixed weighting,
+    e.g. ``{"projection": {"stage1": 0.001, "final": 1.0}}``.
+    """
+
+    kind: Literal["l1"] = "l1"
+    stage_weights: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+    @field_validator("stage_weights")
+    @classmethod
+    def _valid_stages(cls, v: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for task, weights in v.items():
+            spec = get_task(task)
+            bad = sorted(set(weights) - set(spec.stages))
+            if bad:
+                raise ValueError(f"task {task!r} has outputs {list(spec.stages)}, not {bad}")
+        return v
+
+
+class LoggingSection(_Section):
+    """CSV log, PNG plot and progress bar."""
+
+    log_every: int = Field(10, ge=1)
+    """Write a training-loss row (the mean since the last row) every N steps."""
+    progress: bool = True
+    plot: bool = True
+
+
+class CheckpointSection(_Section):
+    """Validation and checkpoint cadence.
+
+    Every ``val_every`` steps the model is validated (``care`` protocol PSNR/SSIM/NRMSE), the best
+    model (by ``monitor``) is written to ``best.pt`` and the current one to ``last.pt`` plus the
+    exact-resume state ``train_state.pt``. ``save_every`` adds resume points between
+    validations (``None``: only at validations and at the end).
+    """
+
+    val_every: int = Field(100, ge=1)
+    save_every: int | None = Field(None, ge=1)
+    monitor: Literal["val_psnr", "val_ssim", "val_loss", "val_nrmse"] = "val_psnr"
+    protocol: Literal["care", "unifmir"] = "care"
+    validate_at_start: bool = True
+    """Validate (and checkpoint) the initial model at step 0: a baseline and a first good checkpoint."""
+
+
+class EarlyStopping(_Section):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` validations."""
+
+    enabled: bool = False
+    patience: int = Field(5, ge=1)
+    min_delta: float = Field(0.0, ge=0)
+
+
+class TrainConfig(_Section):
+    """A complete training run.
+
+    ``mode="finetune"`` trains one single-task network (``tasks`` has one entry);
+    ``mode="pretrain"`` trains the multi-task network on every task in ``tasks``, sampling one
+    task per step or per epoch (``task_sampling``). ``init`` is ``"scratch"``, a path to one of
+    our checkpoints or to any official checkpoint. ``freeze_body`` trains only the task
+    head/tail. ``device`` is ``auto`` (CUDA when available), ``cpu`` or ``cuda[:N]``; ``amp``
+    (mixed precision) only applies on CUDA.
+    """
+
+    mode: Literal["finetune", "pretrain"] = "finetune"
+    tasks: list[str] = Field(default_factory=lambda: ["sr"])
+    init: str = "scratch"
+    freeze_body: bool = False
+    task_sampling: Literal["step", "epoch"] = "epoch"
+    task_weights: dict[str, float] | None = None
+    """Relative task sampling probabilities in pretraining (``None``: uniform)."""
+    model: ModelSection = Field(default_factory=ModelSection)
+    data: DataSection = Field(default_factory=DataSection)
+    optim: OptimSection = Field(default_factory=OptimSection)
+    schedule: ScheduleSection = Field(default_factory=ScheduleSection)
+    loss: LossSection = Field(default_factory=LossSection)
+    logging: LoggingSection = Field(default_factory=LoggingSection)
+    checkpoint: CheckpointSection = Field(default_factory=CheckpointSection)
+    early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    amp_dtype: Literal["bfloat16", "float16"] = "bfloat16"
+    deterministic: bool = True
+    enla_redraw_interval: int | None = Field(640, ge=1)
+    """Projection head: redraw the ENLA random features every N training calls (reference: 640;
+    ``None``: never)."""
+    """Seeded, deterministic algorithms (CPU is bit-reproducible for a fixed thread count)."""
+
+    @field_validator("tasks")
+    @classmethod
+    def _tasks_known(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one task is needed")
+        for name in v:
+            get_task(name)
+        if len(set(v)) != len(v):
+            raise ValueError(f"tasks listed twice: {v}")
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        ok = v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit())
+        if not ok:
+            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', not {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TrainConfig":
+        if self.mode == "finetune" and len(self.tasks) != 1:
+            raise ValueError(
+                f"fine-tuning trains one task, got tasks={self.tasks}; use mode: pretrain for several"
+            )
+        if self.mode == "pretrain" and self.freeze_body:
+            raise ValueError("pretraining trains all parameters; freeze_body is for fine-tuning")
+        missing = [t for t in self.tasks if t not in self.data.roots]
+        if missing:
+            raise ValueError(
+                f"no dataset folder for task(s) {missing}: set data.roots.<task> to a folder "
+                "made by `unifmir synth` or laid out the same way"
+            )
+        if self.task_weights is not None:
+            extra = sorted(set(self.task_weights) - set(self.tasks))
+            if extra or any(w < 0 for w in self.task_weights.values()) or not any(
+                self.task_weights.get(t, 0) > 0 for t in self.tasks
+            ):
+                raise ValueError(
+                    "task_weights must give non-negative weights to tasks in `tasks` "
+                    f"(at least one positive); got {self.task_weights}"
+                )
+        if self.schedule.loss_phase_steps is not None:
+            for t in self.tasks:
+                n = sum(1 for p in get_task(t).loss if p.until_epoch is not None)
+                if n and len(self.schedule.loss_phase_steps) != n:
+                    raise ValueError(
+                        f"schedule.loss_phase_steps needs {n} value(s) for task {t!r}, "
+                        f"got {self.schedule.loss_phase_steps}"
+                    )
+        return self
+
+    # -- conversions -------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain, YAML-safe dict (paths as strings)."""
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        """The config as YAML text (loadable by :func:`load_config`)."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @property
+    def task(self) -> str:
+        """The fine-tuned task (the first task in pretraining)."""
+        return self.tasks[0]
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid training configuration ({source}):"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "<top level>"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown setting (check the spelling; see unifmir.training.config for the fields)"
+        lines.append(f"  {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def config_from_dict(data: Mapping[str, Any], source: str = "dict") -> TrainConfig:
+    """Validate a mapping into a :class:`TrainConfig`; raise :class:`ConfigError` listing problems."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"invalid training configuration ({source}): expected a mapping, got {type(data).__name__}")
+    try:
+        return TrainConfig.model_validate(dict(data))
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source)) from None
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read a YAML file (``yaml.safe_load``) into a validated :class:`TrainConfig`.
+
+    Relative dataset paths are resolved against the YAML file's folder.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from None
+    if data is None:
+        data = {}
+    cfg = config_from_dict(data, source=str(path))
+    roots = {t: (p if p.is_absolute() else (path.parent / p)) for t, p in cfg.data.roots.items()}
+    cfg.data.roots = roots
+    if cfg.init not in ("scratch",) and not Path(cfg.init).is_absolute() and (path.parent / cfg.init).exists():
+        cfg.init = str(path.parent / cfg.init)
+    return cfg
+
+
+def save_config(config: TrainConfig, path: str | Path) -> Path:
+    """Write ``config`` as YAML, atomically (overwrites)."""
+    path = Path(path)
+    with atomic_path(path, overwrite=True) as tmp:
+        tmp.write_text(config.to_yaml())
+    return path
+
+
+# -- presets ------------------------------------------------------------------------------------
+
+
+def _small_patch(task: str) -> int:
+    spec = get_task(task)
+    # Keep the patch a multiple of the lenslet grid for light-field inputs.
+    unit = spec.lenslets or 8
+    return max(unit, (spec.patch_size // _SMALL_PATCH_DIVISOR) // unit * unit)
+
+
+def _preset_sections(preset: str, tasks: Sequence[str], steps: int | None) -> dict[str, Any]:
+    if preset not in TRAIN_PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(TRAIN_PRESETS)}")
+    if preset == "full":
+        return {
+            "model": {"preset": "full"},
+            "data": {},
+            "schedule": {"steps": steps or 20000, "steps_per_epoch": 500},
+            "checkpoint": {"val_every": 500},
+            "logging": {"log_every": 50},
+        }
+    n = steps or 300
+    return {
+        "model": {"preset": "small"},
+        "data": {
+            "patch_size": {t: _small_patch(t) for t in TASK_NAMES},
+            "batch_size": {t: min(_SMALL_MAX_BATCH, get_task(t).batch_size) for t in TASK_NAMES},
+            "val_samples": 8,
+        },
+        "schedule": {"steps": n, "steps_per_epoch": max(1, n // 10)},
+        "checkpoint": {"val_every": max(1, n // 6)},
+        "logging": {"log_every": max(1, min(10, n // 20))},
+    }
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def finetune_config(
+    task: str,
+    data: str | Path,
+    init: str | Path = "scratch",
+    preset: str = "small",
+    steps: int | None = None,
+    *,
+    lr: float | None = None,
+    freeze_body: bool = False,
+    device: str = "auto",
+    seed: int = 0,
+    model_overrides: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> TrainConfig:
+    """A fine-tuning config for ``task`` on the dataset folder ``data``.
+
+    ``init``: ``"scratch"``, one of our checkpoints or any official checkpoint. ``preset``:
+    ``full`` (reference recipe: registry patch/batch, lr 1e-4) or ``small`` (CPU-friendly).
+    ``model_overrides`` go to the model config (e.g. ``{"sr_scale": 1}`` for SR at scale 1);
+    ``overrides`` is a nested dict merged over the result (e.g. ``{"checkpoint": {"val_every": 5}}``).
+    """
+    get_task(task)
+    d = _preset_sections(preset, [task], steps)
+    d.update(mode="finetune", tasks=[task], init=str(init), freeze_body=freeze_body, device=device, seed=seed)
+    d["data"]["roots"] = {task: str(data)}
+    d["optim"] = {"lr": lr if lr is not None else FINETUNE_LR}
+    if model_overrides:
+        d["model"]["overrides"] = dict(model_overrides)
+    if overrides:
+        d = _merge(d, overrides)
+    return config_from_dict(d, source="finetune_config")
+
+
+def pretrain_config(
+    data: Mapping[str, str | Path],
+    preset: str = "small",
+    steps: int | None = None,
+    *,
+    init: str | Path = "scratch",
+    task_sampling: Literal["step", "epoch"] = "epoch",
+    lr: float | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    overrides: Mapping[str, Any] | None = None,
+) -> TrainConfig:
+    """A multi-task pretraining config; ``data`` maps each task to its dataset folder."""
+    tasks = list(data)
+    d = _preset_sections(preset, tasks, steps)
+    d.update(mode="pretrain", tasks=tasks, init=str(init), task_sampling=task_sampling, device=device, seed=seed)
+    d["data"]["roots"] = {t: str(p) for t, p in data.items()}
+    d["optim"] = {"lr": lr if lr is not None else PRETRAIN_LR}
+    if overrides:
+        d = _merge(d, overrides)
+    return config_from_dict(d, source="pretrain_config")
+

@@ -1,0 +1,107 @@
+"""Training losses: the (staged) L1 recipes of the task registry.
+
+Each task's :attr:`unifmir.tasks.TaskSpec.loss` is a sequence of :class:`~unifmir.tasks.LossPhase`
+records (weights per network output, ``until_epoch``). :class:`StagedL1` turns it into a loss
+whose weights depend on the optimiser step: phase ``i`` is active while ``step < end_i`` with
+``end_i = until_epoch_i * steps_per_epoch`` (or an explicit list of step numbers).
+Nothing here re-encodes a task: the phases are read from the registry.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from unifmir.tasks import TaskSpec, get_task
+
+__all__ = ["StagedL1", "build_loss", "match_size"]
+
+
+def match_size(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Crop ``pred`` bottom/right to ``target``'s spatial size (multi-task paths do not crop)."""
+    h, w = target.shape[-2:]
+    if pred.shape[-2] < h or pred.shape[-1] < w:
+        raise ValueError(
+            f"network output {tuple(pred.shape)} is smaller than the target {tuple(target.shape)}; "
+            "check the patch size and the task's scale"
+        )
+    return pred[..., :h, :w]
+
+
+class StagedL1:
+    """L1 loss summed over network outputs with step-dependent weights.
+
+    Parameters
+    ----------
+    task:
+        Task name or spec; its ``loss`` phases are used.
+    steps_per_epoch:
+        Converts ``LossPhase.until_epoch`` into a step number.
+    phase_steps:
+        Explicit phase ends in steps (one per phase with an ``until_epoch``), overriding the above.
+    fixed_weights:
+        One weighting used for the whole run instead of the registry's phases.
+    """
+
+    def __init__(
+        self,
+        task: str | TaskSpec,
+        steps_per_epoch: int = 100,
+        phase_steps: Sequence[int] | None = None,
+        fixed_weights: Mapping[str, float] | None = None,
+    ) -> None:
+        self.spec = get_task(task)
+        if fixed_weights is not None:
+            self.phases: list[tuple[int | None, dict[str, float]]] = [(None, dict(fixed_weights))]
+        else:
+            ends = iter(phase_steps) if phase_steps is not None else None
+            self.phases = []
+            for phase in self.spec.loss:
+                if phase.until_epoch is None:
+                    end = None
+                elif ends is not None:
+                    end = int(next(ends))
+                else:
+                    end = int(phase.until_epoch) * int(steps_per_epoch)
+                self.phases.append((end, dict(phase.weights)))
+        for _, weights in self.phases:
+            bad = set(weights) - set(self.spec.stages)
+            if bad:
+                raise ValueError(f"loss weights name outputs {sorted(bad)} that task {self.spec.name!r} lacks")
+
+    def weights_at(self, step: int) -> dict[str, float]:
+        """The output weights in force at optimiser step ``step`` (0-based)."""
+        for end, weights in self.phases:
+            if end is None or step < end:
+                return weights
+        return self.phases[-1][1]
+
+    def needs_stages(self) -> bool:
+        """Whether any phase weights an output other than ``final`` (network must return stages)."""
+        return any(k != "final" for _, w in self.phases for k in w)
+
+    def __call__(
+        self, outputs: Mapping[str, torch.Tensor], target: torch.Tensor, step: int
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Return the weighted loss and the unweighted L1 of each output used (as floats)."""
+        weights = self.weights_at(step)
+        total: torch.Tensor | None = None
+        parts: dict[str, float] = {}
+        for name, w in weights.items():
+            if w == 0:
+                continue
+            pred = match_size(outputs[name], target).float()
+            l1 = F.l1_loss(pred, target.float())
+            parts[name] = float(l1.detach())
+            total = w * l1 if total is None else total + w * l1
+        if total is None:
+            raise ValueError(f"all loss weights are zero at step {step} for task {self.spec.name!r}")
+        return total, parts
+
+
+def build_loss(task: str, steps_per_epoch: int, phase_steps: Sequence[int] | None = None,
+               fixed_weights: Mapping[str, float] | None = None) -> StagedL1:
+    """Convenience constructor used by the trainer."""
+    return StagedL1(task, steps_per_epoch, phase_steps, fixed_weights)
