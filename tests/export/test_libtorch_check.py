@@ -293,9 +293,26 @@ def test_several_inputs_and_tuple_outputs(loader: Path) -> None:
 
 
 @needs_linux
+def test_libtorch_dir_env_is_used(loader: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tree = ensure_libtorch()
+    monkeypatch.setenv("UNIFMIR_LIBTORCH_DIR", str(tree))
+
+    def no_download(*args: object) -> None:
+        raise AssertionError("must not download when UNIFMIR_LIBTORCH_DIR is set")
+
+    monkeypatch.setattr(lc, "_download_and_extract", no_download)
+    assert is_available() and ensure_libtorch() == tree.resolve()
+    scripted = torch.jit.script(TwoInTwoOut())
+    a = torch.rand(1, 1, 2, 2)
+    assert check_torchscript(scripted, [a.numpy(), a.numpy()], _run(scripted, a, a)).ok
+
+
+@needs_linux
 def test_missing_file_and_cli(loader: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(FileNotFoundError):
         check_torchscript(tmp_path / "nope.pt", np.zeros((1, 1, 4, 4), np.float32))
+    with pytest.raises(TypeError, match="script or trace"):
+        check_torchscript(TwoInTwoOut(), np.zeros((1, 1, 4, 4), np.float32))
     scripted = torch.jit.script(TwoInTwoOut())
     scripted.save(str(tmp_path / "m.pt"))
     a = np.ones((1, 2, 3, 3), np.float32)

@@ -133,9 +133,6 @@ class LibtorchResult:
     libtorch_version: str | None = None
     outputs: list[np.ndarray] = dataclasses.field(default_factory=list, repr=False)
 
-    def __bool__(self) -> bool:  # pragma: no cover - convenience
-        return self.ok
-
 
 # --------------------------------------------------------------------------------------------
 # cache and locking
@@ -486,15 +483,21 @@ def check_torchscript(
     :class:`LibtorchUnavailableError` if libtorch 2.0.0 or the compiler cannot be obtained, and
     ``FileNotFoundError`` for a missing model file.
     """
-    exe = ensure_loader()
+    is_file = isinstance(ts_path, (str, os.PathLike))
+    if is_file and not Path(ts_path).is_file():
+        raise FileNotFoundError(f"TorchScript file not found: {ts_path}")
+    if not is_file and not (callable(getattr(ts_path, "save", None)) and hasattr(ts_path, "code")):
+        raise TypeError(
+            f"expected a TorchScript file or a torch.jit.ScriptModule, got {type(ts_path).__name__}; "
+            "script or trace the module first (torch.jit.script / torch.jit.trace)"
+        )
     input_list = _as_list(inputs)
     expected_list = _as_list(expected) if expected is not None else []
+    exe = ensure_loader()
     with tempfile.TemporaryDirectory(prefix="unifmir-libtorch-") as tmp_str:
         tmp = Path(tmp_str)
-        if isinstance(ts_path, (str, os.PathLike)):
+        if is_file:
             model_path = Path(ts_path)
-            if not model_path.is_file():
-                raise FileNotFoundError(f"TorchScript file not found: {model_path}")
         else:  # a ScriptModule
             model_path = tmp / "model.pt"
             ts_path.save(str(model_path))
