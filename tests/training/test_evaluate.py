@@ -10,11 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from unifmir.metrics import evaluate_pair
+from unifmir.metrics import PROTOCOLS, evaluate_pair
 from unifmir.training.baselines import run_baselines
 from unifmir.training.evaluate import (
     METRICS,
-    PROTOCOL_DATA_RANGE,
     ImagePair,
     evaluate_models,
     write_report,
@@ -64,10 +63,10 @@ def test_identity_model_csv_matches_direct_metrics(tmp_path: Path, protocol: str
             assert float(by[(p.name, name)]["psnr"]) == pytest.approx(float(d["psnr"]), rel=1e-9)
     for r in rows:
         assert r["protocol"] == protocol
-        assert float(r["data_range"]) == PROTOCOL_DATA_RANGE[protocol]
+        assert float(r["data_range"]) == PROTOCOLS[protocol].data_range
     # the summary states protocol and data range and holds mean ± std
     md = md_path.read_text()
-    assert f"protocol: `{protocol}`" in md and f"data_range: {PROTOCOL_DATA_RANGE[protocol]:g}" in md
+    assert f"protocol: `{protocol}`" in md and f"data_range: {PROTOCOLS[protocol].data_range:g}" in md
     s = result.summary_by_method()["identity"]
     vals = np.array([float(by[(p.name, "identity")]["psnr"]) for p in pairs])
     assert s.mean["psnr"] == pytest.approx(vals.mean()) and s.std["psnr"] == pytest.approx(vals.std())

@@ -9,20 +9,25 @@ import torch
 
 from unifmir.training.config import TrainConfig, finetune_config
 
-TINY_PATCH = {"sr": 16, "denoise": 16, "isotropic": 16, "projection": 16, "volumetric": 22}
+TINY_PATCH = {"sr": 16, "denoise": 16, "isotropic": 16, "projection": 16, "volumetric": 88}
+"""Training patch per task (volumetric: light-field pixels, 8x8 views, the smallest that pads cleanly)."""
+SYNTH_SIZE = {"sr": 48, "denoise": 32, "isotropic": 32, "projection": 32, "volumetric": 88}
+"""Synthetic image size per task for the tests (``synthesize_dataset(size=...)``)."""
 
 
 def synth(task: str, out: Path, n: int = 3, seed: int = 0, **kw: Any) -> Path:
     """A tiny dataset folder for ``task`` in the ``unifmir synth`` layout."""
     from unifmir.data.pairs import synthesize_dataset
 
+    kw.setdefault("size", SYNTH_SIZE[task])
     synthesize_dataset(task, n, out, seed, **kw)
     return out
 
 
 def tiny_overrides(task: str = "sr", **extra: Any) -> dict[str, Any]:
     d: dict[str, Any] = {
-        "data": {"patch_size": TINY_PATCH[task], "batch_size": 2, "val_samples": 2},
+        "data": {"patch_size": TINY_PATCH[task], "batch_size": 1 if task == "volumetric" else 2,
+                 "val_samples": 1 if task == "volumetric" else 2},
         "checkpoint": {"val_every": 1000, "validate_at_start": False},
         "logging": {"log_every": 1, "progress": False, "plot": False},
     }

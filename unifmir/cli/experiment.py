@@ -39,6 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="training preset of both trained arms (default: small)")
     t.add_argument("--protocol", choices=("care", "unifmir"), default="care",
                    help="metric protocol (default: care)")
+    t.add_argument("--lr", type=float, default=None,
+                   help="learning rate of both trained arms (default: the preset's, 1e-4)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", default="transfer-experiment", metavar="DIR",
                    help="output folder (default: ./transfer-experiment)")
@@ -60,13 +62,16 @@ def run_transfer_cli(args: argparse.Namespace) -> int:
         raise CliError("--folds needs K >= 2")
     if args.steps < 1:
         raise CliError("--steps must be at least 1")
+    if args.lr is not None and args.lr <= 0:
+        raise CliError("--lr must be positive")
     if not ckpt.is_file():
         raise CliError(f"--from {ckpt}: no such checkpoint file")
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise CliError(f"--out {out} is not empty; pass --overwrite or choose another folder")
     result = run_transfer(args.task, data, ckpt, out, steps=args.steps, folds=args.folds,
                           preset=args.preset, protocol=args.protocol, seed=args.seed,
-                          device=args.device)
+                          device=args.device,
+                          overrides={"optim": {"lr": args.lr}} if args.lr is not None else None)
     print(result.to_markdown())
     print(f"wrote {out / 'transfer.md'}, {out / 'transfer.csv'} and {out / 'transfer.json'}")
     return 0

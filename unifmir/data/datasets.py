@@ -40,6 +40,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+import torch
+import torch.utils.data
 
 from unifmir.data.io import ImageError, check_pair_shapes, open_memmap, read_image
 from unifmir.data.normalize import NormStats, normalize_for_task
@@ -100,6 +102,8 @@ def denoise_window(stack: np.ndarray, z: int, k: int = 5) -> np.ndarray:
 
 
 def _squeeze_to(arr: np.ndarray, ndim: int, path: Path) -> np.ndarray:
+    if arr.ndim < ndim:  # singleton axes dropped by the writer (e.g. a 1-slice stack)
+        arr = arr.reshape((1,) * (ndim - arr.ndim) + arr.shape)
     while arr.ndim > ndim and arr.shape[0] == 1:
         arr = arr[0]
     while arr.ndim > ndim and arr.shape[-3] == 1 and ndim >= 2:  # e.g. (Z, 1, Y, X)
@@ -131,7 +135,7 @@ def _pad_to(arr: np.ndarray, sizes: dict[int, int]) -> np.ndarray:
     return arr
 
 
-class PatchDataset:
+class PatchDataset(torch.utils.data.Dataset):
     """Random training patches of one task from a dataset folder (see module docstring).
 
     Parameters: ``root`` dataset folder; ``task`` name; ``split`` ``train``/``test``;
@@ -152,8 +156,6 @@ class PatchDataset:
         normalize: bool = True,
         z_factor: int | None = None,
     ) -> None:
-        import torch  # noqa: F401  (fail early if missing)
-
         self.spec = get_task(task)
         self.root = Path(root)
         self.info = load_dataset_info(self.root, self.spec.name)
@@ -178,6 +180,12 @@ class PatchDataset:
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._stats: dict[int, tuple[NormStats | None, NormStats | None]] = {}
         self._pid = os.getpid()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # worker processes (spawn) reopen their own memory maps instead of pickling arrays
+        state = self.__dict__.copy()
+        state["_cache"] = {}
+        return state
 
     def __len__(self) -> int:
         return self.length
@@ -231,8 +239,6 @@ class PatchDataset:
         return np.random.default_rng([self.seed, self.epoch, int(index)])
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        import torch
-
         if not 0 <= index < self.length:
             raise IndexError(f"index {index} out of range for {self.length} items")
         rng = self._rng(index)
@@ -285,12 +291,11 @@ class PatchDataset:
         return self._lateral_aug(rng, x, y)
 
     def _iso_factor(self, a, b) -> int:
+        """1 when the input is already on the target's z grid, else the dataset's z factor
+        (``z_factor`` argument, then dataset.yaml, then the registry; checked by check_pair)."""
         if a.shape[0] == b.shape[0]:
             return 1
-        if self.z_factor:
-            return int(self.z_factor)
-        f = int(round((b.shape[0] - 1) / max(a.shape[0] - 1, 1))) or 1
-        return f
+        return int(self.z_factor or self.spec.z_factor or 1)
 
     def _sample_isotropic(self, a, b, rng):
         from unifmir.data.forward import upsample_z

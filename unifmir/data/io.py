@@ -203,6 +203,8 @@ def _squeeze_to(arr: np.ndarray, file_axes: str, axes: str | None) -> tuple[np.n
         axes = validate_axes(axes)
         if arr.ndim == len(axes):
             return arr, axes
+        if arr.ndim < len(axes):  # singleton axes dropped by the writer (e.g. a 1-slice stack)
+            return arr.reshape((1,) * (len(axes) - arr.ndim) + arr.shape), axes
         keep = [i for i, s in enumerate(arr.shape) if s != 1]
         sq = arr.reshape([arr.shape[i] for i in keep])
         if sq.ndim == len(axes):
@@ -412,7 +414,8 @@ def check_pair_shapes(
         if hs[0] != ls[0] and -(-hs[0] // f) != ls[0]:
             raise ImageError(
                 f"{pre}: the input depth must equal the target's or be the target's subsampled by "
-                f"the z factor {f} ({-(-hs[0] // f)} slices)"
+                f"the z factor {f} ({-(-hs[0] // f)} slices); set z_factor in dataset.yaml (or pass "
+            f"z_factor=) if your stacks use another factor"
             )
     else:
         if hs != ls:

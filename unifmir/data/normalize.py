@@ -131,6 +131,10 @@ def percentile_normalize(
         raise ValueError(f"percentiles must satisfy 0 <= pmin < pmax <= 100, got {pmin}, {pmax}")
     if eps <= 0:
         raise ValueError(f"eps must be positive, got {eps}")
+    if not _is_torch(x):
+        x = np.asarray(x)
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"cannot normalise data of dtype {x.dtype}; expected numbers")
     ax = _norm_axes(axes, x.ndim)
     lo, hi = _percentiles(x, (float(pmin), float(pmax)), ax)
     stats = NormStats(lo=lo, hi=hi, eps=eps, kind="percentile", pmin=pmin, pmax=pmax)

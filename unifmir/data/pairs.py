@@ -12,6 +12,7 @@ A dataset is a folder::
       test/
         input/   ...
         target/  ...
+      val/                    # optional validation split, same structure
 
 * Images are TIFF (``.tif``/``.tiff``, OME-TIFF preferred) or ``.npy``, one image per file, single
   channel, in the task's user-facing axes: ``sr`` YX -> YX (target ``2x`` larger); ``denoise``
@@ -99,8 +100,8 @@ def list_pairs(root: str | os.PathLike, split: str = "train") -> list[tuple[Path
     """Sorted ``(input, target)`` file pairs of ``root/split``; raises a clear error when a folder
     is missing or a file has no counterpart."""
     root = Path(root)
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if not split or split != Path(split).name or split.startswith("."):
+        raise ValueError(f"split must be a folder name such as {', '.join(SPLITS)} or 'val', got {split!r}")
     d_in, d_tg = root / split / "input", root / split / "target"
     for d in (d_in, d_tg):
         if not d.is_dir():
@@ -211,6 +212,8 @@ def load_dataset_info(root: str | os.PathLike, task: str | None = None) -> Datas
     if not isinstance(prov, dict):
         raise ValueError(f"{path}: provenance must be a mapping")
     counts = {s: _count(root, s) for s in SPLITS}
+    if (root / "val").is_dir():
+        counts["val"] = _count(root, "val")
     return DatasetInfo(
         root=root,
         task=spec.name,

@@ -398,8 +398,11 @@ def nuclei(
     field = field[tuple(slice(0, k) for k in span)]
     full = resize_linear(field, shape) if field.shape != shape else field.astype(np.float32)
     slope = t * r_mean / sigma**2 * edge  # d(field)/dr at the border, per `edge` px
+    slope = max(slope, 1e-6)
     with np.errstate(over="ignore"):
-        val = 1.0 / (1.0 + np.exp(-(full - t) / max(slope, 1e-6)))
+        val = 1.0 / (1.0 + np.exp(-(full - t) / slope))
+    floor = 1.0 / (1.0 + math.exp(min(t / slope, 700.0)))  # value far from any nucleus
+    val = np.clip((val - floor) / (1.0 - floor), 0.0, None)
     if texture > 0:
         tex = smooth_noise(shape, rng, scale=max(2.0, r_lo / 2), octaves=1)
         val *= 1.0 - texture + texture * tex * 1.6
@@ -413,17 +416,24 @@ def nuclei(
 
 
 def _place(rng, shape, n, min_dist) -> np.ndarray:
-    """Up to ``n`` random centres at least ``min_dist`` apart (dart throwing, vectorised batches)."""
+    """Up to ``n`` random centres at least ``min_dist`` apart (dart throwing in batches; stops
+    early once a batch of candidates adds nothing, i.e. the field is full)."""
     pts = np.empty((0, 2))
-    tries = 0
-    while len(pts) < n and tries < 30:
-        cand = rng.uniform(0, 1, (4 * n, 2)) * np.array(shape, dtype=np.float64)
+    for _ in range(8):
+        cand = rng.uniform(0, 1, (2 * n + 8, 2)) * np.array(shape, dtype=np.float64)
+        # drop candidates too close to already accepted points (vectorised), then resolve the rest
+        if len(pts):
+            d2 = ((cand[:, None, :] - pts[None, :, :]) ** 2).sum(-1).min(1)
+            cand = cand[d2 >= min_dist**2]
+        added = 0
         for c in cand:
             if len(pts) == 0 or np.min(np.sum((pts - c) ** 2, axis=1)) >= min_dist**2:
                 pts = np.vstack([pts, c])
+                added += 1
                 if len(pts) >= n:
-                    break
-        tries += 1
+                    return pts
+        if added == 0:
+            break
     return pts
 
 
@@ -436,6 +446,7 @@ def ecoli(
     width_um: tuple[float, float] = (0.8, 1.0),
     pattern: str = "mixed",
     membrane_width_um: float = 0.06,
+    centres: np.ndarray | None = None,
 ) -> np.ndarray:
     """E. coli-like rods (spherocylinders) seen from above.
 
@@ -453,7 +464,8 @@ def ecoli(
     lmax = length_um[1] / pixel_size
     if n is None:
         n = max(1, int(np.prod(shape) * pixel_size**2 / 8.0))
-    centres = _place(rng, shape, n, min_dist=0.55 * lmax)
+    if centres is None:
+        centres = _place(rng, shape, n, min_dist=0.55 * lmax)
     img = np.zeros(shape, dtype=np.float64)
     spots: list[np.ndarray] = []
     mw = max(membrane_width_um / pixel_size, 0.7)
@@ -512,6 +524,7 @@ def saureus(
     cluster_size: tuple[int, int] = (1, 7),
     septum_fraction: float = 0.35,
     membrane_width_um: float = 0.06,
+    centres: np.ndarray | None = None,
 ) -> np.ndarray:
     """S. aureus-like cocci in grape-like clusters (each new coccus touches a random member),
     membrane-labelled, with a division septum across ``septum_fraction`` of the cells."""
@@ -519,51 +532,60 @@ def saureus(
     dmax = diameter_um[1] / pixel_size
     if n_clusters is None:
         n_clusters = max(1, int(np.prod(shape) * pixel_size**2 / 6.0))
-    centres = _place(rng, shape, n_clusters, min_dist=3.2 * dmax)
-    img = np.zeros(shape, dtype=np.float64)
+    if centres is None:
+        centres = _place(rng, shape, n_clusters, min_dist=3.2 * dmax)
     mw = max(membrane_width_um / pixel_size, 0.7)
-    for cc in centres:
+    cells: list[tuple[np.ndarray, float]] = []
+    for cc in centres:  # grow each cluster: every new coccus touches a random member
         k = int(rng.integers(cluster_size[0], cluster_size[1] + 1))
-        cells = [(cc, rng.uniform(*diameter_um) / pixel_size / 2)]
+        cluster = [(cc, rng.uniform(*diameter_um) / pixel_size / 2)]
         for _ in range(k - 1):
             for _try in range(10):
-                (pc, pr) = cells[int(rng.integers(len(cells)))]
+                (pc, pr) = cluster[int(rng.integers(len(cluster)))]
                 r = rng.uniform(*diameter_um) / pixel_size / 2
                 a = rng.uniform(0, 2 * np.pi)
                 nc = pc + 0.92 * (pr + r) * np.array([np.sin(a), np.cos(a)])
-                if all(np.linalg.norm(nc - oc) >= 0.85 * (r + orr) for oc, orr in cells):
-                    cells.append((nc, r))
+                if all(np.linalg.norm(nc - oc) >= 0.85 * (r + orr) for oc, orr in cluster):
+                    cluster.append((nc, r))
                     break
-        for c, R in cells:
-            ext = int(math.ceil(R + 4 * mw + 2))
-            ys = np.arange(max(0, int(c[0]) - ext), min(shape[0], int(c[0]) + ext + 1))
-            xs = np.arange(max(0, int(c[1]) - ext), min(shape[1], int(c[1]) + ext + 1))
-            if len(ys) == 0 or len(xs) == 0:
-                continue
-            dy = ys[:, None] - c[0]
-            dx = xs[None, :] - c[1]
-            d = np.sqrt(dy**2 + dx**2)
-            b = rng.uniform(0.6, 1.0)
-            val = np.exp(-((d - R + mw) ** 2) / (2 * mw**2)) + 0.06 / (1 + np.exp((d - R) / 0.7))
-            if rng.uniform() < septum_fraction:
-                a = rng.uniform(0, np.pi)
-                perp = dy * np.cos(a) - dx * np.sin(a)
-                val = val + 0.8 * np.exp(-(perp**2) / (2 * mw**2)) * (d < R - mw)
-            img[np.ix_(ys, xs)] = np.maximum(img[np.ix_(ys, xs)], b * val)
+        cells.extend(cluster)
+    if not cells:
+        return np.zeros(shape, np.float32)
+    # render all cells at once: membrane rings, septa and a faint interior, splatted then blurred
+    m = len(cells)
+    c = np.array([cl[0] for cl in cells])
+    R = np.array([cl[1] for cl in cells]) - mw  # membrane centre line
+    b = rng.uniform(0.6, 1.0, m)
+    k = 96
+    phi = np.linspace(0, 2 * np.pi, k, endpoint=False)[None, :] + rng.uniform(0, 2 * np.pi, (m, 1))
+    ring = c[:, None, :] + R[:, None, None] * np.stack([np.sin(phi), np.cos(phi)], axis=-1)
+    ring_w = (b * 2 * np.pi * R / k)[:, None] * np.ones((1, k))
+    q = 24
+    has_septum = rng.uniform(size=m) < septum_fraction
+    ang = rng.uniform(0, np.pi, m)
+    t = np.linspace(-1, 1, q)[None, :] * R[:, None]
+    sept = c[:, None, :] + t[..., None] * np.stack([np.cos(ang), np.sin(ang)], axis=-1)[:, None, :]
+    sept_w = (0.8 * b * has_septum * 2 * R / q)[:, None] * np.ones((1, q))
+    lines = splat(shape, np.concatenate([ring, sept], axis=1), np.concatenate([ring_w, sept_w], axis=1))
+    img = ndimage.gaussian_filter(lines, mw, truncate=3.0) * (_SQRT2PI * mw)
+    inner = splat(shape, c, b * 0.06 * 2 * np.pi * (R / 2) ** 2)
+    img += ndimage.gaussian_filter(inner, float(np.mean(R)) / 2, truncate=3.0)
     return img.astype(np.float32)
 
 
 def bacteria(
     shape: int | Sequence[int], rng: np.random.Generator, pixel_size: float = 0.05, mix: float = 0.5
 ) -> np.ndarray:
-    """A field with both E. coli-like rods (membrane-labelled) and S. aureus-like cocci clusters;
-    ``mix`` is the fraction of the area budget given to rods."""
+    """A field with both E. coli-like rods (membrane-labelled) and S. aureus-like cocci clusters.
+
+    Rods and clusters share one set of non-overlapping sites (3.6 um apart); each site holds a rod
+    with probability ``mix``, otherwise a cocci cluster (1-4 cells)."""
     shape = _shape(shape, 2)
     area = np.prod(shape) * pixel_size**2
-    n_rods = max(1, int(mix * area / 8.0))
-    n_cl = max(1, int((1 - mix) * area / 6.0))
-    a = ecoli(shape, rng, n=n_rods, pixel_size=pixel_size, pattern="membrane")
-    b = saureus(shape, rng, n_clusters=n_cl, pixel_size=pixel_size)
+    sites = _place(rng, shape, max(2, int(area / 7.0)), min_dist=3.6 / pixel_size)
+    is_rod = rng.uniform(size=len(sites)) < mix
+    a = ecoli(shape, rng, pixel_size=pixel_size, pattern="membrane", centres=sites[is_rod])
+    b = saureus(shape, rng, pixel_size=pixel_size, centres=sites[~is_rod], cluster_size=(1, 4))
     return np.maximum(a, b)
 
 

@@ -126,7 +126,10 @@ def layout_for(
         raise ValueError(f"window must be >= 1 and halo >= 0, got {window}, {halo}")
     yx_step = window
     if spec.lenslets:
-        yx_step = spec.lenslets * window // math.gcd(spec.lenslets, window)
+        # light field: sizes and tile starts on the lenslet grid (the network pads the views to the
+        # window itself); the halo is rounded to whole lenslets so blocks start on the grid too
+        yx_step = spec.lenslets
+        halo = int(math.ceil(halo / spec.lenslets) * spec.lenslets)
     s = spec.scale if spec.tail == "upsample" else 1  # y/x upscaling of the *user* image
     # smallest input tile whose output still has >= 1 valid pixel inside the halo, on the grid
     yx_min = _round_up(2 * halo + 1, yx_step)

@@ -200,6 +200,7 @@ def render_readme(
     halo_text: str,
     onnx_note: str = "",
     config_text: str = "",
+    libtorch_checked: bool = False,
 ) -> str:
     """Markdown documentation (README.md) of the bundle."""
     out_shape = {
@@ -257,8 +258,7 @@ Input: one single-channel {ims}, axes `{layout.user_in_axes}`; output: {out_shap
 ### Fiji / deepImageJ
 Install deepImageJ (update site "DeepImageJ"), then *Plugins > deepImageJ > deepImageJ Run*, pick this model
 (`Install model` from the zip), open your {ims} and press Run. deepImageJ uses the TorchScript weights
-(listed first; checked to load and reproduce the test output in libtorch 2.0.0, deepImageJ's PyTorch
-engine).
+(listed first{"; checked to load and reproduce the test output in libtorch 2.0.0, deepImageJ's newest PyTorch engine" if libtorch_checked else ""}).
 
 ### ilastik
 Use the *Neural Network Workflow* and load the zip (one input, one output).

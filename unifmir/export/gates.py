@@ -27,6 +27,7 @@ __all__ = [
     "DEEPIMAGEJ_PROCESSING",
     "gate_test_model",
     "gate_tiled_vs_whole",
+    "tiling_plan",
     "gate_deepimagej",
     "gate_ilastik",
     "jdll_output_shape",
@@ -54,9 +55,12 @@ class GateResult:
     name: str
     ok: bool
     detail: str
+    skipped: bool = False
+    """The check did not run (e.g. libtorch 2.0.0 not available); ``ok`` is then True."""
 
     def line(self) -> str:
-        return f"[{'PASS' if self.ok else 'FAIL'}] {self.name}: {self.detail}"
+        tag = "SKIP" if self.skipped else ("PASS" if self.ok else "FAIL")
+        return f"[{tag}] {self.name}: {self.detail}"
 
 
 class GateError(RuntimeError):
@@ -105,7 +109,7 @@ def gate_test_model(source: Path | Any, weight_formats: Iterable[str]) -> list[G
 # tiled vs whole image
 
 
-def _predict_array(descr: Any, array: np.ndarray, blocksize: int | None, weight_format: str) -> np.ndarray:
+def _predict_array(descr: Any, array: np.ndarray, ns: Mapping[str, int] | None, weight_format: str) -> np.ndarray:
     from bioimageio.core import Tensor, create_prediction_pipeline
     from bioimageio.core.digest_spec import create_sample_for_model
 
@@ -113,43 +117,71 @@ def _predict_array(descr: Any, array: np.ndarray, blocksize: int | None, weight_
     dims = tuple(str(a.id) for a in inp.axes)
     pp = create_prediction_pipeline(descr, devices=["cpu"], weight_format=weight_format)
     sample = create_sample_for_model(descr, inputs={inp.id: Tensor(array, dims=dims)}, sample_id="gate")
-    if blocksize is None:
+    if ns is None:
         out = pp.predict_sample_without_blocking(sample)
     else:
-        out = pp.predict_sample_with_blocking(sample, ns=blocksize)
+        out = pp.predict_sample_with_blocking(sample, ns={(inp.id, a.id): int(ns[str(a.id)]) for a in inp.axes if str(a.id) in ns})
     t = out.members[descr.outputs[0].id]
     return np.asarray(t.data)
+
+
+def tiling_plan(descr: Any, halo_in: Mapping[str, int], untiled: Sequence[str] = ()) -> tuple[dict[str, int], dict[str, int]]:
+    """Block parameters and a matching image size for the block-artifact gate.
+
+    Per parameterised input axis: blocks of about ``4 * halo`` (interior ``~2 * halo``) and an image
+    about 1.5 blocks' interiors larger, so each axis holds 2-3 blocks (the gate stays cheap but
+    every block boundary kind occurs). Axes in ``untiled`` get one block covering the image.
+    Returns ``(ns per axis id, image size per axis id)``; bioimageio.core turns ``ns=0`` into 10,
+    so every ``ns`` is >= 1.
+    """
+    ns: dict[str, int] = {}
+    image: dict[str, int] = {}
+    for a in descr.inputs[0].axes:
+        size = getattr(a, "size", None)
+        if not hasattr(size, "step"):
+            continue
+        aid, mn, st = str(a.id), int(size.min), int(size.step)
+        h = int(halo_in.get(aid, 0))
+        if aid in untiled:
+            ns[aid] = 1
+            image[aid] = mn + st
+            continue
+        n = max(1, math.ceil((4 * h - mn) / st)) if h else 1
+        block = mn + n * st
+        interior = max(st, block - 2 * h)
+        extra = max(1, math.ceil(interior / 2 / st))
+        ns[aid] = n
+        image[aid] = block + extra * st
+    return ns, image
 
 
 def gate_tiled_vs_whole(
     descr: Any,
     array: np.ndarray,
     *,
+    ns: Mapping[str, int],
     tolerance: float = TILED_TOLERANCE,
-    blocksize: int = 1,
     weight_format: str = "torchscript",
 ) -> GateResult:
-    """Compare blockwise (blocks ``min + blocksize*step``) and whole-image prediction.
-
-    (bioimageio.core 0.11 turns ``ns=0`` into 10, hence the default ``blocksize=1``.)
+    """Compare blockwise (blocks ``min + ns*step`` per axis) and whole-image prediction.
 
     Passes when ``max |tiled - whole| <= tolerance * range(whole)``. The block shape must be
     smaller than the image along at least one axis (else the gate would compare a thing with
-    itself, and it says so).
+    itself, and it says so). See :func:`tiling_plan` for ``ns``.
     """
     inp = descr.inputs[0]
     sizes = dict(zip((str(a.id) for a in inp.axes), array.shape))
     smaller = []
     for a in inp.axes:
         size = getattr(a, "size", None)
-        if hasattr(size, "step"):
-            block = size.min + blocksize * size.step
+        if hasattr(size, "step") and str(a.id) in ns:
+            block = size.min + ns[str(a.id)] * size.step
             if block < sizes[str(a.id)]:
                 smaller.append(f"{a.id}: block {block} < image {sizes[str(a.id)]}")
     if not smaller:
         return GateResult("tiled_vs_whole", False, f"image {sizes} is not larger than one block; use a larger test image")
     whole = _predict_array(descr, array, None, weight_format)
-    tiled = _predict_array(descr, array, blocksize, weight_format)
+    tiled = _predict_array(descr, array, ns, weight_format)
     if whole.shape != tiled.shape:
         return GateResult("tiled_vs_whole", False, f"shapes differ: whole {whole.shape}, tiled {tiled.shape}")
     rng = float(np.nanmax(whole) - np.nanmin(whole)) or 1.0
@@ -300,6 +332,3 @@ def gate_ilastik(descr: Any) -> GateResult:
     ok = n_in == 1 and n_out == 1
     return GateResult("ilastik", ok, f"{n_in} input(s), {n_out} output(s) (ilastik needs 1 and 1)")
 
-
-def _unused(*_: Any) -> None:  # pragma: no cover
-    return None

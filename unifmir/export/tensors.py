@@ -89,10 +89,7 @@ def synthetic_input(task: str | TaskSpec, shape: Sequence[int], seed: int = 0) -
     try:
         from unifmir.data.forward import make_pair
 
-        try:
-            pair = make_pair(spec.name, rng, size=tuple(int(s) for s in shape))
-        except TypeError:
-            pair = make_pair(spec.name, rng, size=int(shape[-1]))
+        pair = make_pair(spec.name, rng, size=int(max(shape[-2:])))
         x = np.asarray(pair[0], dtype=np.float32)
         if x.shape != tuple(shape):
             x = _fit(x, tuple(shape))
@@ -186,6 +183,3 @@ def as_bioimage(layout: TensorLayout, user_image: np.ndarray) -> np.ndarray:
     """The test-input array (``b, c, ...``) for one user image."""
     return user_to_bioimage(layout, user_image)
 
-
-def _unused(*_: Any) -> None:  # pragma: no cover - keeps linters quiet about Any
-    return None

@@ -64,12 +64,14 @@ import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, MutableMapping, Sequence, Union
+from typing import Any, Mapping, Sequence, Union
 
 import torch
 from torch import Tensor, nn
 
 from unifmir._atomic import atomic_path
+from unifmir.model.config import ModelConfig
+from unifmir.model.factory import build_model
 from unifmir.tasks import TASKS, TaskSpec, get_task
 
 __all__ = [
@@ -258,6 +260,8 @@ def _torch_load(path: Path, map_location: Any) -> Any:
         raise CheckpointError(f"{path} is empty (0 bytes): the download or copy failed; fetch the file again")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
+    except PermissionError:
+        raise
     except pickle.UnpicklingError as exc:
         msg = str(exc)
         if "GLOBAL" in msg or "global" in msg:
@@ -266,9 +270,9 @@ def _torch_load(path: Path, map_location: Any) -> Any:
             raise CheckpointError(
                 f"refusing to load {path}: it contains pickled Python objects or code{what}, not just tensors. "
                 "UniFMIR checkpoints are plain tensor dicts and are always read with weights_only=True so that a "
-                "file cannot run code on your machine. If you trust its source, convert it once in a separate "
-                "session: sd = torch.load(path, weights_only=False); torch.save(sd['state_dict'] or sd.state_dict(), "
-                "'clean.pt') and load 'clean.pt'."
+                "file cannot run code on your machine. Only if you trust its source: load it once with "
+                "torch.load(path, weights_only=False), torch.save just its state_dict (a dict of tensors) to a new "
+                "file and load that file instead."
             ) from None
         raise CheckpointError(
             f"cannot read {path}: it is not a PyTorch checkpoint or it is corrupted ({_first_line(msg)}). "
@@ -456,15 +460,16 @@ def _infer_swin(sd: Mapping[str, Tensor], p: str) -> dict[str, Any]:
     if not blocks:
         raise CheckpointError(f"cannot infer depths: no {p}layers.<i>.residual_group.blocks.<j>.* keys")
     if sorted(blocks) != list(range(len(blocks))):
-        raise CheckpointError(f"RSTB indices under {p}layers. are not contiguous: {sorted(blocks)}")
+        missing = sorted(set(range(max(blocks) + 1)) - set(blocks))
+        raise CheckpointError(f"the checkpoint lacks every key of RSTB {p}layers.{missing[0]} (has {sorted(blocks)})")
     depths: list[int] = []
     heads: list[int] = []
     windows: set[int] = set()
     for i in range(len(blocks)):
-        if sorted(blocks[i]) != list(range(len(blocks[i]))):
-            raise CheckpointError(f"Swin block indices of {p}layers.{i} are not contiguous: {sorted(blocks[i])}")
-        depths.append(len(blocks[i]))
-        table = _need(sd, f"{p}layers.{i}.residual_group.blocks.0.attn.relative_position_bias_table", "num_heads")
+        # lenient on gaps: the strict load afterwards lists whatever is missing
+        depths.append(max(blocks[i]) + 1)
+        first = min(blocks[i])
+        table = _need(sd, f"{p}layers.{i}.residual_group.blocks.{first}.attn.relative_position_bias_table", "num_heads")
         heads.append(table[1])
         side = math.isqrt(table[0])
         if side * side != table[0] or side % 2 == 0:
@@ -475,7 +480,10 @@ def _infer_swin(sd: Mapping[str, Tensor], p: str) -> dict[str, Any]:
     if len(windows) != 1:
         raise CheckpointError(f"the RSTBs use different window sizes {sorted(windows)}; not supported")
     window = windows.pop()
-    hidden = _need(sd, f"{p}layers.0.residual_group.blocks.0.mlp.fc1.weight", "mlp_ratio")[0]
+    fc1 = [v for k, v in sd.items() if k.startswith(p + "layers.") and k.endswith(".mlp.fc1.weight")]
+    if not fc1:
+        raise CheckpointError(f"cannot infer mlp_ratio: the checkpoint has no {p}layers.*.mlp.fc1.weight keys")
+    hidden = fc1[0].shape[0]
     masks = [tuple(v.shape) for k, v in sd.items() if k.startswith(p + "layers.") and k.endswith(".attn_mask")]
     if masks:
         n_windows = masks[0][0]
@@ -493,7 +501,7 @@ def _infer_swin(sd: Mapping[str, Tensor], p: str) -> dict[str, Any]:
         "num_heads": tuple(heads),
         "window_size": window,
         "mlp_ratio": hidden / embed_dim,
-        "qkv_bias": f"{p}layers.0.residual_group.blocks.0.attn.qkv.bias" in sd,
+        "qkv_bias": any(k.startswith(p + "layers.") and k.endswith(".attn.qkv.bias") for k in sd),
     }
     if img_size is not None:
         out["img_size"] = img_size
@@ -601,30 +609,14 @@ def _choose_task(variant: str, hp: Mapping[str, Any], task: str | None) -> str |
     return ((multi if in_chans > 1 else []) or same_size or candidates)[0]
 
 
-def _config_cls() -> Any:
-    from unifmir.model.config import ModelConfig
-
-    return ModelConfig
-
-
-def _config_from_fields(fields: Mapping[str, Any], base: Any = None) -> Any:
+def _config_from_fields(fields: Mapping[str, Any], base: ModelConfig | None = None) -> ModelConfig:
     """Build a ModelConfig from ``fields`` (over ``base``'s values or the class defaults)."""
-    cls = _config_cls()
-    data = dict(_config_to_dict(base)) if base is not None else {}
+    data = base.model_dump(mode="json") if base is not None else {}
     data.update(fields)
-    if hasattr(cls, "model_validate"):
-        return cls.model_validate(data)
-    return cls(**data)
-
-
-def _config_to_dict(config: Any) -> dict[str, Any]:
-    if hasattr(config, "model_dump"):
-        return config.model_dump(mode="json")
-    import dataclasses
-
-    if dataclasses.is_dataclass(config):
-        return dataclasses.asdict(config)
-    raise TypeError(f"expected a ModelConfig, got {type(config).__name__}")
+    try:
+        return ModelConfig.model_validate(data)
+    except ValueError as exc:  # pydantic.ValidationError
+        raise CheckpointError(f"the checkpoint's sizes do not form a valid model configuration: {exc}") from None
 
 
 def _normalised_fields(hp: Mapping[str, Any], task: str | None) -> dict[str, Any]:
@@ -646,7 +638,7 @@ def _normalised_fields(hp: Mapping[str, Any], task: str | None) -> dict[str, Any
     return fields
 
 
-def infer_config(state_dict: Mapping[str, Tensor], *, task: str | None = None) -> tuple[str | None, Any]:
+def infer_config(state_dict: Mapping[str, Tensor], *, task: str | None = None) -> tuple[str | None, ModelConfig]:
     """``(task, ModelConfig)`` that rebuild the network of an official ``state_dict``.
 
     ``task`` overrides the task chosen from the registry (see the module docstring for the
@@ -704,9 +696,7 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Tensor], *
     model.load_state_dict(sd, strict=True)
 
 
-def _build(task: str | None, config: Any) -> nn.Module:
-    from unifmir.model.factory import build_model
-
+def _build(task: str | None, config: ModelConfig) -> nn.Module:
     return build_model(task, config)
 
 
@@ -791,7 +781,7 @@ def save_checkpoint(
 
     net = _unwrap_module(model)
     config = getattr(net, "config", None)
-    if config is None or not hasattr(net, "task"):
+    if not isinstance(config, ModelConfig) or not hasattr(net, "task"):
         raise TypeError(
             f"save_checkpoint needs a unifmir network with .task and .config, got {type(model).__name__}; "
             "build it with unifmir.build_model or load it with load_official"
@@ -807,7 +797,7 @@ def save_checkpoint(
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
         "task": net.task,
-        "config": _config_to_dict(config),
+        "config": config.model_dump(mode="json"),
         "state_dict": collections.OrderedDict((k, v.detach().cpu()) for k, v in net.state_dict().items()),
         "provenance": prov,
         "extra": _plain(dict(extra or {}), "extra"),
@@ -883,8 +873,8 @@ def read_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> di
 def _model_from_own(obj: Mapping[str, Any], path: Path | None, task: str | None) -> nn.Module:
     _validate_own(obj, path)
     try:
-        config = _config_from_fields(dict(obj["config"]))
-    except Exception as exc:  # pydantic ValidationError and friends
+        config = ModelConfig.model_validate(dict(obj["config"]))
+    except ValueError as exc:  # pydantic.ValidationError
         raise CheckpointError(f"{_describe(path)}: its stored model config is invalid for this unifmir: {exc}") from None
     stored_task = obj.get("task")
     model = _build(stored_task, config)

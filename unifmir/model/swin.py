@@ -186,9 +186,11 @@ class WindowAttention(nn.Module):
             if mask is None:
                 out = F.scaled_dot_product_attention(q, k, v, bias.unsqueeze(0))
             else:
+                # windows x heads as the "heads" dim of 4-D inputs: the (nW*nH, N, N) bias + mask
+                # broadcasts over the batch without a copy and CPU/GPU fused kernels apply
                 nW = mask.shape[0]
-                shape = [B_ // nW, nW, self.num_heads, N, C // self.num_heads]
-                attn_mask = bias.unsqueeze(0) + mask.unsqueeze(1)  # nW, nH, N, N
+                shape = [B_ // nW, nW * self.num_heads, N, C // self.num_heads]
+                attn_mask = (bias.unsqueeze(0) + mask.unsqueeze(1)).reshape(1, nW * self.num_heads, N, N)
                 out = F.scaled_dot_product_attention(
                     q.reshape(shape), k.reshape(shape), v.reshape(shape), attn_mask
                 ).reshape(B_, self.num_heads, N, C // self.num_heads)

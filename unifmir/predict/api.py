@@ -260,42 +260,39 @@ def plan_tiles(
     """
     h, w = int(shape[0]), int(shape[1])
     a = tm.align
-    if overlap is None:
-        rf = halo_for(tm)
-        if rf is None:  # non-local: only whole-image is exact
-            halo = (round_up(32, a), round_up(32, a))
-            if tile is None:
-                tile = max(h, w)
-        else:
-            halo = (round_up(rf[0], a), round_up(rf[1], a))
-    else:
-        if overlap < 0:
-            raise ValueError(f"overlap must be >= 0, got {overlap}")
-        halo = (round_up(int(overlap), a), round_up(int(overlap), a))
-    min_tile = 2 * max(halo) + BLEND + a
     budget = (memory if memory is not None else available_memory(device)) // 2
     bpp = bytes_per_pixel(tm)
-    if tile is None:
-        if h * w * bpp * (batch_size or 1) <= budget:
-            side = max(h, w)
-        else:
-            side = int(math.sqrt(budget / (bpp * (batch_size or 1))))
-            side = max(round_down(side, a), min_tile)
-        tile_yx = (side, side)
+    if tile is not None and int(tile) < 1:
+        raise ValueError(f"tile must be >= 1, got {tile}")
+    whole = (tile is not None and round_up(int(tile), a) >= max(h, w)) or (
+        tile is None and h * w * bpp * (batch_size or 1) <= budget
+    )
+    if whole:  # one tile: the halo is irrelevant, skip the receptive-field probe
+        spec = TileSpec(tile=(max(h, w), max(h, w)), halo=(0, 0), blend=BLEND, align=a)
     else:
-        t = int(tile)
-        if t < 1:
-            raise ValueError(f"tile must be >= 1, got {tile}")
-        t = round_up(t, a)
-        if t < min_tile and (t < h or t < w):
-            raise ValueError(
-                f"tile {tile} is too small for an overlap/halo of {max(halo)} pixels: use --tile >= {min_tile} "
-                f"or a smaller --overlap"
-            )
-        tile_yx = (t, t)
-    spec = TileSpec(tile=tile_yx, halo=halo, blend=BLEND, align=a)
+        if overlap is None:
+            rf = halo_for(tm)
+            if rf is None:  # non-local network: only whole-image prediction is exact
+                rf = (32, 32)
+            halo = (round_up(rf[0], a), round_up(rf[1], a))
+        else:
+            if overlap < 0:
+                raise ValueError(f"overlap must be >= 0, got {overlap}")
+            halo = (round_up(int(overlap), a), round_up(int(overlap), a))
+        min_tile = 2 * max(halo) + BLEND + a
+        if tile is None:
+            side = int(math.sqrt(budget / (bpp * (batch_size or 1))))
+            t = max(round_down(side, a), min_tile)
+        else:
+            t = round_up(int(tile), a)
+            if t < min_tile:
+                raise ValueError(
+                    f"tile {tile} is too small for an overlap/halo of {max(halo)} pixels: use --tile >= "
+                    f"{min_tile} or a smaller --overlap"
+                )
+        spec = TileSpec(tile=(t, t), halo=halo, blend=BLEND, align=a)
     if batch_size is None:
-        per = bpp * min(tile_yx[0], h) * min(tile_yx[1], w)
+        per = bpp * min(spec.tile[0], h) * min(spec.tile[1], w)
         batch_size = int(max(1, min(n_images, 16, budget // max(per, 1))))
     return spec, int(batch_size)
 

@@ -72,7 +72,7 @@ def wrap_model(model: nn.Module, info: DistInfo, device: torch.device, find_unus
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     ids = [device.index] if device.type == "cuda" else None
-    return DDP(model, device_ids=ids, find_unused_parameters=find_unused, broadcast_buffers=True)
+    return DDP(model, device_ids=ids, find_unused_parameters=find_unused)
 
 
 def all_reduce_sums(values: dict[str, float], info: DistInfo, device: torch.device) -> dict[str, float]:

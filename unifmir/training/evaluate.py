@@ -43,7 +43,6 @@ METRICS: tuple[str, ...] = ("psnr", "ssim", "nrmse")
 """Metric names, in table order."""
 
 
-
 def protocol_info(protocol: str) -> tuple[float, str]:
     """``(data_range, description)`` of a metric protocol of :data:`unifmir.metrics.PROTOCOLS`."""
     from unifmir.metrics import PROTOCOLS
@@ -205,36 +204,14 @@ def markdown_table(summaries: Sequence[MethodSummary], model_methods: set[str] |
 
 
 # --------------------------------------------------------------------------------------------
-# adapters onto the data, metrics and prediction modules
+# data, metrics and prediction
 # --------------------------------------------------------------------------------------------
 
 
 def _to_numpy(x: Any) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         return x.detach().cpu().numpy()
-    if hasattr(x, "values") and not isinstance(x, np.ndarray):  # xarray.DataArray
-        return np.asarray(x.values)
     return np.asarray(x)
-
-
-def _pair_from(obj: Any, index: int) -> ImagePair:
-    """Accept the pair objects of :func:`unifmir.data.datasets.whole_image_pairs` in any of the
-    shapes ``(input, target)``, ``(name, input, target)`` or an object with attributes."""
-    if isinstance(obj, ImagePair):
-        return obj
-    if isinstance(obj, Mapping):
-        name = obj.get("name", f"image_{index:04d}")
-        return ImagePair(str(name), _to_numpy(obj["input"]), _to_numpy(obj["target"]))
-    if isinstance(obj, tuple) and len(obj) in (2, 3):
-        if len(obj) == 2:
-            return ImagePair(f"image_{index:04d}", _to_numpy(obj[0]), _to_numpy(obj[1]))
-        return ImagePair(str(obj[0]), _to_numpy(obj[1]), _to_numpy(obj[2]))
-    name = getattr(obj, "name", None) or f"image_{index:04d}"
-    low = getattr(obj, "input", None)
-    high = getattr(obj, "target", None)
-    if low is None or high is None:
-        raise TypeError(f"cannot read an (input, target) pair from {type(obj).__name__}")
-    return ImagePair(str(name), _to_numpy(low), _to_numpy(high))
 
 
 def load_pairs(root: str | os.PathLike, task: str | TaskSpec, split: str = "test") -> list[ImagePair]:
@@ -242,8 +219,8 @@ def load_pairs(root: str | os.PathLike, task: str | TaskSpec, split: str = "test
     from unifmir.data.datasets import whole_image_pairs
 
     spec = get_task(task)
-    found = whole_image_pairs(root, spec.name, split, with_names=True)
-    pairs = [_pair_from(p, i) for i, p in enumerate(found)]
+    pairs = [ImagePair(str(name), low, high)
+             for name, low, high in whole_image_pairs(root, spec.name, split, with_names=True)]
     if not pairs:
         raise FileNotFoundError(
             f"no {split!r} image pairs found under {root}; expected {root}/{split}/input/*.tif "
@@ -256,8 +233,6 @@ def _metrics(pred: np.ndarray, target: np.ndarray, protocol: str) -> dict[str, f
     from unifmir.metrics import evaluate_pair
 
     res = evaluate_pair(pred, target, protocol)
-    if not isinstance(res, Mapping):
-        res = {m: getattr(res, m) for m in METRICS}
     return {m: float(res[m]) for m in METRICS}
 
 

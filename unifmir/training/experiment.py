@@ -30,7 +30,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -62,29 +62,16 @@ TRANSFER_TASKS: tuple[str, ...] = ("denoise", "sr")
 """Tasks the experiment is offered for (the DeepBacs transfer tasks)."""
 
 
-class _TaskView(torch.nn.Module):
-    """A multi-task network seen as a single-task one: ``forward(x) = model(x, task=task)``."""
-
-    def __init__(self, model: torch.nn.Module, task: str) -> None:
-        super().__init__()
-        self.model = model
-        self.task = task
-
-    def forward(self, x: torch.Tensor, return_stages: bool = False) -> Any:  # noqa: D401
-        return self.model(x, task=self.task, return_stages=return_stages)
-
-
 def load_for_task(source: str | os.PathLike, task: str) -> torch.nn.Module:
-    """Load a checkpoint (ours or official, single- or multi-task) as an eval-mode module for
-    ``task``: a single-task network of that task, or a multi-task one restricted to it."""
+    """Load a checkpoint (ours or official, single- or multi-task) as the eval-mode single-task
+    network of ``task`` (a multi-task checkpoint gives its ``task`` part, see
+    :func:`unifmir.model.checkpoints.load_any`)."""
     from unifmir.model.checkpoints import load_any
 
     model = load_any(source, task=task)
     model_task = getattr(model, "task", None)
-    if model_task is None:
-        model = _TaskView(model, task)
-    elif model_task != task:
-        raise ValueError(f"{source} holds a {model_task!r} model, not a {task!r} one")
+    if model_task != task:
+        raise ValueError(f"{source} holds a {model_task or 'multi-task'!r} model, not a {task!r} one")
     return model.eval()
 
 
@@ -218,9 +205,7 @@ def _train_arm(task: str, data: Path, init: str, run_dir: Path, *, preset: str, 
     cfg = finetune_config(task, data, init=init, preset=preset, steps=steps, seed=seed,
                           device=device or "auto", overrides=overrides,
                           model_overrides=model_overrides)
-    result = train(cfg, run_dir, device=device, progress=progress)
-    last = getattr(result, "last_checkpoint", None) or getattr(result, "last", None)
-    last = Path(last) if last is not None else run_dir / "last.pt"
+    last = Path(train(cfg, run_dir, device=device, progress=progress).last_checkpoint)
     if not last.exists():
         raise RuntimeError(f"training in {run_dir} wrote no last checkpoint ({last})")
     return last
@@ -305,7 +290,3 @@ def run_transfer(
     result.write(out)
     return result
 
-
-def default_arms() -> Sequence[str]:
-    """The three arms in table order."""
-    return (ARM_SCRATCH, ARM_PRETRAINED, ARM_FINETUNED)

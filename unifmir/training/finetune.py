@@ -107,17 +107,27 @@ def transfer_weights(
 ) -> tuple[list[str], list[str]]:
     """Copy every tensor of ``source_sd`` whose UniModel name and shape match into ``target``.
 
-    Returns ``(copied, fresh)`` target key lists.
+    A module whose tensors do not all fit is left entirely fresh. Returns ``(copied, fresh)``
+    target key lists.
     """
     tgt_sd = target.state_dict()
     tgt_names = _to_multi_names(tgt_sd, target_task)
     src_by_multi = {m: source_sd[k] for k, m in _to_multi_names(source_sd, source_task).items()}
+    def fits(key: str) -> bool:
+        src = src_by_multi.get(tgt_names[key])
+        value = tgt_sd[key]
+        return src is not None and tuple(src.shape) == tuple(value.shape) and src.dtype == value.dtype
+
+    # A module (e.g. a conv) is copied whole or not at all: a new head keeps no stale bias.
+    def module(key: str) -> str:
+        return key.rsplit(".", 1)[0]
+
+    bad_modules = {module(k) for k in tgt_sd if not fits(k)}
     new_sd = {}
     copied, fresh = [], []
     for key, value in tgt_sd.items():
-        src = src_by_multi.get(tgt_names[key])
-        if src is not None and tuple(src.shape) == tuple(value.shape) and src.dtype == value.dtype:
-            new_sd[key] = src.detach().clone()
+        if module(key) not in bad_modules:
+            new_sd[key] = src_by_multi[tgt_names[key]].detach().clone()
             copied.append(key)
         else:
             new_sd[key] = value
@@ -126,26 +136,16 @@ def transfer_weights(
     return copied, fresh
 
 
-def _load_source(init: str, task: str) -> nn.Module:
-    """Load ``init`` for ``task``: the task's own network if possible, else whatever it holds."""
-    from unifmir.model.checkpoints import CheckpointError, load_any
+def _load_source(init: str) -> nn.Module:
+    """Load ``init`` (ours or official) as recorded/recognised, without reinterpreting its task."""
+    from unifmir.model.checkpoints import load_any
 
     path = Path(init)
     if not path.exists():
         raise FileNotFoundError(
             f"initial checkpoint {init} does not exist; pass a unifmir or official UniFMIR checkpoint, or 'scratch'"
         )
-    try:
-        src = load_any(path)
-    except CheckpointError:
-        raise
-    if src.task is not None and src.task != task:
-        # Ambiguous official 'swinir x1 in1' files can be read as several tasks: prefer ours.
-        try:
-            src = load_any(path, task=task)
-        except (CheckpointError, ValueError):
-            pass
-    return src
+    return load_any(path)
 
 
 def prepare_finetune_model(config: TrainConfig) -> tuple[nn.Module, InitReport]:
@@ -160,7 +160,7 @@ def prepare_finetune_model(config: TrainConfig) -> tuple[nn.Module, InitReport]:
         model = build_model(task, cfg)
         report = InitReport(source="scratch", fresh=list(model.state_dict()))
     else:
-        src = _load_source(config.init, task)
+        src = _load_source(config.init)
         base = src.config.model_dump()
         if src.task is None and task == "projection":
             base["projection_variant"] = "unimodel"  # the multi-task task-4 path

@@ -37,7 +37,9 @@ def seeded_item(dataset: Dataset, index: int, seed: int) -> Any:
     """``dataset[index]`` with the global Python/NumPy/torch RNGs seeded from ``seed``.
 
     The caller's RNG states are restored afterwards, so training randomness (drop-path) is not
-    disturbed. A dataset exposing ``reseed(seed)`` (or a NumPy ``rng`` attribute) is reseeded too.
+    disturbed. (Datasets that are pure functions of ``(seed, epoch, index)``, like
+    :class:`unifmir.data.datasets.PatchDataset`, do not need the seeding; it makes any other
+    dataset reproducible too.)
     """
     py_state = random.getstate()
     np_state = np.random.get_state()
@@ -45,11 +47,6 @@ def seeded_item(dataset: Dataset, index: int, seed: int) -> Any:
         random.seed(seed)
         np.random.seed(seed % (2**32))
         torch.manual_seed(seed)
-        reseed = getattr(dataset, "reseed", None)
-        if callable(reseed):
-            reseed(seed)
-        elif isinstance(getattr(dataset, "rng", None), np.random.Generator):
-            dataset.rng = np.random.default_rng(seed)  # type: ignore[attr-defined]
         try:
             return dataset[index]
         finally:
@@ -85,7 +82,11 @@ class PositionDataset(Dataset):
         return self._perm[offset]
 
     def __getitem__(self, position: int) -> Any:
-        return seeded_item(self.inner, self.index_of(position), derive_seed(self.seed, 2, position))
+        index = self.index_of(position)
+        set_epoch = getattr(self.inner, "set_epoch", None)
+        if callable(set_epoch):  # new random patches on every pass over the data
+            set_epoch(int(position) // self.n)
+        return seeded_item(self.inner, index, derive_seed(self.seed, 2, position))
 
 
 class PositionBatchSampler(Sampler[list[int]]):

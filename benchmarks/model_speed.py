@@ -1,0 +1,147 @@
+"""Forward throughput and peak memory of the UniFMIR networks, per task and input size.
+
+Compares eager vs TorchScript (``torch.jit.script``) and the two window-attention
+implementations (``sdpa`` = ``F.scaled_dot_product_attention``, ``matmul`` = the reference's
+explicit softmax), for the ``full`` (official) and ``small`` presets. Prints a Markdown table.
+
+* throughput: output megapixels per second, output pixels = ``C_out x H_out x W_out`` per image
+  (voxels for the 61-slice volumetric output), batch 1, median over the timed calls;
+* peak memory: increase of the process's peak RSS (``VmHWM``) over the RSS just before the timed
+  calls, read from ``/proc/self/status`` after resetting the peak with ``/proc/self/clear_refs``
+  (Linux); weights are excluded (already resident), activations and workspaces included.
+
+Usage::
+
+    python benchmarks/model_speed.py --quick            # a few minutes on a laptop CPU
+    python benchmarks/model_speed.py --presets full --tasks sr denoise --threads 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from unifmir.model import build_model  # noqa: E402
+from unifmir.tasks import TASKS  # noqa: E402
+
+# input (H = W) sizes per task: (quick, normal); volumetric inputs are light-field views (x11 out)
+SIZES: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
+    "sr": ((32, 64), (64, 128)),
+    "denoise": ((32, 64), (64, 128)),
+    "isotropic": ((32, 64), (64, 128)),
+    "projection": ((16, 32), (32, 64)),
+    "volumetric": ((4, 8), (8, 16)),
+}
+MODES_QUICK = [("eager", "sdpa"), ("eager", "matmul"), ("script", "sdpa")]
+MODES_FULL = [("eager", "sdpa"), ("eager", "matmul"), ("script", "sdpa"), ("script", "matmul")]
+
+
+def _status_kib(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Result:
+    preset: str
+    task: str
+    size: int
+    mode: str
+    attention: str
+    mpix_s: float
+    ms: float
+    peak_mib: float | None
+    out_shape: tuple[int, ...]
+
+
+def measure(preset: str, task: str, size: int, mode: str, attention: str, min_calls: int, min_time: float) -> Result:
+    """Time ``min_calls`` (or ``min_time`` seconds of) forward passes of one configuration."""
+    torch.manual_seed(0)
+    model = build_model(task, {"preset": preset, "attention": attention}).eval()
+    net = torch.jit.script(model) if mode == "script" else model
+    spec = TASKS[task]
+    x = torch.rand(1, spec.net_in_channels, size, size)
+    warmup = 3 if mode == "script" else 1  # the profiling executor optimises after 2 calls
+    with torch.inference_mode():
+        for _ in range(warmup):
+            y = net(x)
+        gc.collect()
+        base = _status_kib("VmRSS")
+        have_peak = _reset_peak()
+        times: list[float] = []
+        start = time.perf_counter()
+        while len(times) < min_calls or time.perf_counter() - start < min_time:
+            t0 = time.perf_counter()
+            y = net(x)
+            times.append(time.perf_counter() - t0)
+        peak = _status_kib("VmHWM")
+    med = statistics.median(times)
+    pixels = y[0].numel()
+    peak_mib = (peak - base) / 1024 if (have_peak and peak is not None and base is not None) else None
+    return Result(preset, task, size, mode, attention, pixels / med / 1e6, med * 1e3, peak_mib, tuple(y.shape))
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smaller inputs, fewer modes and calls")
+    ap.add_argument("--presets", nargs="+", default=["full", "small"])
+    ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
+    ap.add_argument("--min-calls", type=int, default=None)
+    ap.add_argument("--min-time", type=float, default=None, help="seconds of timed calls per row")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    modes = MODES_QUICK if args.quick else MODES_FULL
+    min_calls = args.min_calls or (2 if args.quick else 5)
+    min_time = args.min_time if args.min_time is not None else (0.5 if args.quick else 2.0)
+
+    print(
+        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs; batch 1; median of >= {min_calls} calls"
+    )
+    print()
+    print("| preset | task | input (C x H x W) | output | mode | attention | ms / image | output MPix/s | peak mem (MiB) |")
+    print("|---|---|---|---|---|---|---:|---:|---:|")
+    for preset in args.presets:
+        for task in args.tasks:
+            for size in SIZES[task][0 if args.quick else 1]:
+                for mode, attention in modes:
+                    r = measure(preset, task, size, mode, attention, min_calls, min_time)
+                    c = TASKS[task].net_in_channels
+                    peak = f"{r.peak_mib:.0f}" if r.peak_mib is not None else "n/a"
+                    out = " x ".join(str(s) for s in r.out_shape[1:])
+                    print(
+                        f"| {preset} | {task} | {c} x {size} x {size} | {out} | {mode} | {attention} | "
+                        f"{r.ms:.1f} | {r.mpix_s:.3f} | {peak} |",
+                        flush=True,
+                    )
+                    gc.collect()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""``unifmir export``: a checkpoint (ours or official) -> a validated bioimage.io bundle."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from unifmir.cli import CliError
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``export`` sub-command."""
+    from unifmir.tasks import TASK_NAMES
+
+    p = subparsers.add_parser(
+        "export",
+        help="export a model as a bioimage.io bundle (deepImageJ, ilastik, bioimageio.core)",
+        description="Export a UniFMIR checkpoint (ours or an official release file) as a bioimage.io "
+        "model bundle (spec 0.5). Every gate (bioimageio.core test_model per weight format, tiled vs "
+        "whole image, deepImageJ and ilastik constraints) runs before anything is written.",
+    )
+    p.add_argument("--model", required=True, help="checkpoint file (unifmir or official format)")
+    p.add_argument("--task", choices=TASK_NAMES, default=None, help="task (default: the checkpoint's)")
+    p.add_argument("--out", required=True, help="bundle path NAME.zip (or a folder with --folder)")
+    p.add_argument("--folder", action="store_true", help="write an unpacked folder instead of a zip")
+    p.add_argument("--metadata", default=None, help="YAML file with metadata fields (name, authors, cite, ...)")
+    p.add_argument("--name", default=None, help="model name")
+    p.add_argument("--description", default=None, help="one-paragraph description")
+    p.add_argument("--authors", nargs="+", default=None, help="author names")
+    p.add_argument("--cite", nargs="+", default=None, help="extra citations (DOI or URL)")
+    p.add_argument("--license", default=None, help="SPDX license id (default MIT)")
+    p.add_argument("--data", default=None, help="test image (TIFF/npy, task input axes); default: synthetic")
+    dim = p.add_mutually_exclusive_group()
+    dim.add_argument("--2d", dest="two_d", action="store_const", const=True, default=None,
+                     help="denoise: export the 2D (b, c, y, x) variant (single-slice models)")
+    dim.add_argument("--3d", dest="two_d", action="store_const", const=False,
+                     help="denoise: export the 3D stack variant")
+    p.add_argument("--no-onnx", action="store_true", help="do not include ONNX weights")
+    p.add_argument("--check-libtorch", dest="check_libtorch", action="store_const", const=True, default=None,
+                   help="require the libtorch 2.0.0 check (downloads libtorch once); default: run it when cached")
+    p.add_argument("--skip-libtorch", dest="check_libtorch", action="store_const", const=False)
+    p.add_argument("--force", action="store_true", help="overwrite an existing bundle")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the export; returns the exit code."""
+    from unifmir.export.bundle import export_model
+    from unifmir.export.docs import ExportMetadata, load_metadata
+    from unifmir.export.gates import GateError
+
+    model = Path(args.model)
+    if not model.is_file():
+        raise CliError(f"--model {model}: no such checkpoint file")
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise CliError(f"{out} already exists; choose another --out or pass --force to replace it")
+    if not args.folder and out.suffix.lower() != ".zip":
+        raise CliError(f"--out must end in .zip (got {out.name}), or pass --folder")
+    try:
+        meta = load_metadata(args.metadata) if args.metadata else ExportMetadata()
+        overrides = {
+            "name": args.name, "description": args.description, "authors": args.authors,
+            "cite": args.cite, "license": args.license,
+        }
+        meta = meta.merged({k: v for k, v in overrides.items() if v is not None})
+    except (ValueError, FileNotFoundError) as err:
+        raise CliError(str(err)) from None
+    try:
+        report = export_model(
+            model, args.task, out, folder=args.folder, metadata=meta, force=args.force,
+            data=args.data, two_d=args.two_d, onnx=not args.no_onnx, check_libtorch=args.check_libtorch,
+        )
+    except GateError as err:
+        print(f"unifmir export: {err}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    return 0

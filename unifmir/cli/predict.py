@@ -1,0 +1,151 @@
+"""``unifmir predict``: restore TIFF/OME-TIFF/npy images with a checkpoint, tiled, to OME-TIFF."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from unifmir.cli import CliError
+from unifmir.tasks import TASK_NAMES
+
+__all__ = ["register", "run", "output_path"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``predict`` sub-command."""
+    p = subparsers.add_parser(
+        "predict",
+        help="restore images with a UniFMIR checkpoint (tiled, any size)",
+        description="Restore images with a UniFMIR checkpoint (ours or an official one). Images are "
+        "normalised as in training, predicted tile by tile (exact: tiles carry a halo of the measured "
+        "receptive field) and written as OME-TIFF with axes and pixel sizes to OUTPUT/<name>.ome.tif.",
+    )
+    p.add_argument("--model", required=True, help="checkpoint file (unifmir or official UniFMIR)")
+    p.add_argument("--task", choices=TASK_NAMES, default=None, help="task (default: the checkpoint's)")
+    p.add_argument("--input", nargs="+", required=True, metavar="IMAGE", help="input images (.tif/.ome.tif/.npy)")
+    p.add_argument("--output", required=True, metavar="DIR", help="output folder (created if missing)")
+    p.add_argument("--axes", default=None, help="axes of the inputs, e.g. ZYX (default: from the file)")
+    p.add_argument("--tile", type=int, default=None, help="tile side in pixels (default: from free memory)")
+    p.add_argument(
+        "--overlap", type=int, default=None, help="halo per tile side in pixels (default: receptive field; exact)"
+    )
+    p.add_argument("--batch-size", type=int, default=None, help="2-D images per network call")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:0 ...")
+    p.add_argument("--backend", choices=("eager", "torchscript"), default="eager")
+    p.add_argument(
+        "--dtype", choices=("float32", "input"), default="float32",
+        help="output type: float32 (default) or the input's type (clipped and rounded)",
+    )
+    p.add_argument("--rescale", action="store_true", help="with --dtype input: stretch [min, max] to the type's range")
+    p.add_argument("--z-factor", type=int, default=None, help="isotropic: axial upsampling factor (default 4)")
+    p.add_argument("--z-spacing", type=float, default=None, help="z pixel size (um) to record in the output")
+    p.add_argument("--no-normalize", action="store_true", help="feed the images unnormalised")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def output_path(out_dir: Path, src: Path) -> Path:
+    """``OUTPUT/<input name without image suffix>.ome.tif``."""
+    from unifmir.data.io import strip_suffix
+
+    return out_dir / f"{strip_suffix(src)}.ome.tif"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute ``unifmir predict``; user errors raise :class:`CliError`."""
+    import numpy as np
+
+    from unifmir.data.io import ImageError, read_image, write_image
+    from unifmir.predict.api import cast_output, check_input, output_pixel_size, predict, prepare_module
+    from unifmir.tasks import get_task
+
+    inputs = [Path(p) for p in args.input]
+    out_dir = Path(args.output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CliError(f"--output {out_dir} exists and is not a folder")
+    outs = [output_path(out_dir, p) for p in inputs]
+    dup = {o for o in outs if outs.count(o) > 1}
+    if dup:
+        raise CliError(f"several inputs would write the same output {sorted(map(str, dup))}; rename them")
+    if not args.overwrite:
+        existing = [str(o) for o in outs if o.exists()]
+        if existing:
+            raise CliError(f"output file(s) exist: {', '.join(existing)}; pass --overwrite to replace them")
+    if args.dtype != "float32" and args.dtype != "input":  # pragma: no cover - argparse guards
+        raise CliError(f"unknown --dtype {args.dtype}")
+    try:
+        tm = prepare_module(args.model, args.task, z_factor=args.z_factor)
+    except (FileNotFoundError, ValueError, TypeError, RuntimeError) as err:
+        raise CliError(f"cannot load model {args.model}: {err}") from None
+    spec = get_task(tm.task)
+    # validate every input before writing anything
+    for src in inputs:
+        try:
+            arr, meta = read_image(src, axes=args.axes, mmap=True)
+        except FileNotFoundError as err:
+            raise CliError(str(err)) from None
+        except (ImageError, ValueError, OSError) as err:
+            raise CliError(f"cannot read {src}: {err}") from None
+        axes = meta.axes
+        shape = _task_shape(arr.shape, axes, spec)
+        try:
+            check_input(shape, spec)
+        except ValueError as err:
+            raise CliError(f"{src}: {err}") from None
+        del arr
+    files = inputs
+    bar = None
+    if not args.quiet and len(inputs) > 1:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(inputs), desc="files", unit="file")
+    try:
+        for src, dst in zip(files, outs):
+            arr, meta = read_image(src, axes=args.axes)
+            try:
+                y = predict(
+                    tm, arr, axes=meta.axes, tile=args.tile, overlap=args.overlap, device=args.device,
+                    backend=args.backend, normalize=not args.no_normalize, batch_size=args.batch_size,
+                    z_factor=args.z_factor, progress=not args.quiet,
+                )
+            except ValueError as err:
+                raise CliError(f"{src}: {err}") from None
+            out = cast_output(y, None if args.dtype == "float32" else arr.dtype, rescale=args.rescale)
+            ps = output_pixel_size(
+                meta.pixel_size, spec, scale=tm.scale if spec.input_axes == spec.output_axes == "YX" else None,
+                z_factor=getattr(tm, "factor", None), z_spacing=args.z_spacing,
+            )
+            try:
+                write_image(dst, out, spec.output_axes, pixel_size=ps, overwrite=args.overwrite)
+            except FileExistsError as err:
+                raise CliError(str(err)) from None
+            if args.quiet is False:
+                print(f"{src} -> {dst} {out.shape} {out.dtype}", file=sys.stderr)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    _ = np  # numpy imported for cast_output's types
+    return 0
+
+
+def _task_shape(shape: tuple[int, ...], axes: str, spec: Any) -> tuple[int, ...]:
+    """Shape of the image in the task's input axes (singleton extra axes dropped)."""
+    axes = axes.upper()
+    missing = [a for a in spec.input_axes if a not in axes]
+    if missing:
+        raise CliError(
+            f"task {spec.name!r} needs {len(spec.input_axes)}-D images with axes {spec.input_axes!r}; "
+            f"got axes {axes!r} (shape {tuple(shape)}); pass --axes if the file's axes are wrong"
+        )
+    extra = [f"{a}={s}" for a, s in zip(axes, shape) if a not in spec.input_axes and s != 1]
+    if extra:
+        raise CliError(
+            f"task {spec.name!r} expects single {spec.input_axes} images; this one has {', '.join(extra)} "
+            f"(shape {tuple(shape)}, axes {axes!r})"
+        )
+    return tuple(shape[axes.index(a)] for a in spec.input_axes)
