@@ -150,15 +150,15 @@ def test_torch_inputs_accepted(pair):
 def test_errors():
     x = np.zeros((16, 16))
     with pytest.raises(ImageError, match="differs from ground truth shape"):
-        evaluate_pair(x, np.zeros((16, 17)))
+        evaluate_pair(x, np.zeros((16, 17)), "care")
     with pytest.raises(ValueError, match="unknown protocol"):
         evaluate_pair(x, x, "max")
     with pytest.raises(ImageError, match="NaN"):
-        evaluate_pair(np.full((16, 16), np.nan), x)
+        evaluate_pair(np.full((16, 16), np.nan), x, "unifmir")
     with pytest.raises(ImageError, match="at least 11x11"):
         ssim(np.zeros((8, 8)), np.zeros((8, 8)), 1.0)
     with pytest.raises(ImageError, match="do not match"):
-        evaluate_pair(x, x, axes="ZYX")
+        evaluate_pair(x, x, "unifmir", axes="ZYX")
 
 
 def test_protocols_are_documented():

@@ -193,10 +193,11 @@ def minmax_255(x: np.ndarray, axes: tuple[int, ...] = (-2, -1)) -> np.ndarray:
 def evaluate_pair(
     pred: Any,
     gt: Any,
-    protocol: Literal["care", "unifmir"] = "unifmir",
+    protocol: Literal["care", "unifmir"],
     axes: str | None = None,
 ) -> dict[str, float]:
-    """PSNR, SSIM and NRMSE of ``pred`` against ``gt`` under ``protocol`` (see :data:`PROTOCOLS`).
+    """PSNR, SSIM and NRMSE of ``pred`` against ``gt`` under ``protocol`` (see :data:`PROTOCOLS`;
+    required, so that every reported number names its protocol).
 
     ``axes`` (``YX`` or ``ZYX``, default from the number of dimensions) only checks the layout;
     3D data are handled per slice or per volume as the protocol says. Returns
