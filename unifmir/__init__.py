@@ -17,6 +17,8 @@ _LAZY = {
     "get_task": "unifmir.tasks:get_task",
     "load_official": "unifmir.model.checkpoints:load_official",
     "load_checkpoint": "unifmir.model.checkpoints:load_checkpoint",
+    "load_any": "unifmir.model.checkpoints:load_any",
+    "extract_task": "unifmir.model.checkpoints:extract_task",
     "save_checkpoint": "unifmir.model.checkpoints:save_checkpoint",
     "build_model": "unifmir.model.factory:build_model",
     "predict": "unifmir.predict.api:predict",

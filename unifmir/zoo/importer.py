@@ -25,7 +25,6 @@ def official_metadata(model: OfficialModel) -> dict[str, Any]:
             f"(experiment/{model.run}/{model.filename}), converted by unifmir."
         ),
         "authors": [{"name": "Chenxi Ma"}, {"name": "Weimin Tan"}, {"name": "Ruian He"}, {"name": "Bo Yan"}],
-        "maintainers": [{"name": "unifmir contributors"}],
         "cite": cite_entries(*model.cite),
         "license": "MIT",
         "tags": ["unifmir", "swinir", "fluorescence-light-microscopy", spec.name, model.structure.lower(),
