@@ -81,15 +81,18 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    rows = [measure(t, p, args.steps, args.warmup, args.device) for p in args.presets for t in args.tasks]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"device {args.device} ({platform.processor() or platform.machine()}), torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, load average {load:.1f} at start of report")
+    print(f"device {args.device} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores), "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {load:.1f} at start")
     print("| preset | task | params (M) | patch | batch | steps/s | patches/s |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    for r in rows:
-        print(f"| {r['preset']} | {r['task']} | {r['params_M']:.2f} | {r['patch']} | {r['batch']} | "
-              f"{r['steps_per_s']:.3f} | {r['patches_per_s']:.3f} |")
+    print("|---|---|---:|---:|---:|---:|---:|", flush=True)
+    rows = []
+    for p in args.presets:
+        for t in args.tasks:
+            r = measure(t, p, args.steps, args.warmup, args.device)
+            rows.append(r)
+            print(f"| {r['preset']} | {r['task']} | {r['params_M']:.2f} | {r['patch']} | {r['batch']} | "
+                  f"{r['steps_per_s']:.3f} | {r['patches_per_s']:.3f} |", flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

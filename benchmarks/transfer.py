@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=16, help="pairs per bacteria dataset")
     p.add_argument("--size", type=int, default=64, help="bacteria image side (input pixels)")
     p.add_argument("--steps", type=int, default=200, help="steps per trained arm")
+    p.add_argument("--patch", type=int, default=None,
+                   help="training patch side (input px) of the trained arms (default: the small "
+                   "preset's: SR 64, denoise 32)")
     p.add_argument("--lr", type=float, default=5e-4,
                    help="learning rate of pretraining and of both trained arms")
     p.add_argument("--folds", type=int, default=None, help="K-fold CV instead of train/test")
@@ -81,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
               f"--size {args.size} --test-fraction 0.25 --out {d} --seed {args.seed + 100 + j}")
         print(f"  unifmir experiment transfer --task {task} --data {d} --from {out}/pretrain/last.pt "
               f"--steps {args.steps} --lr {args.lr:g}" + (f" --folds {args.folds}" if args.folds else "")
+              + (f" --patch {args.patch}" if args.patch else "")
               + f" --out {out}/transfer-{structure}-{task}")
 
     t0 = time.perf_counter()
@@ -93,23 +97,27 @@ def main(argv: list[str] | None = None) -> int:
     timings["synthesis"] = time.perf_counter() - t0
 
     pretrained = out / "pretrain" / "last.pt"
+    done = out / "pretrain" / "DONE"  # last.pt alone also exists mid-run
     t0 = time.perf_counter()
-    if not pretrained.exists():
+    if not done.exists():
         cfg = pretrain_config(roots, preset="small", steps=args.pretrain_steps, seed=args.seed,
                               device="cpu", task_sampling="step", lr=args.lr,
                               overrides={"checkpoint": {"val_every": args.pretrain_steps},
                                          "data": {"val_samples": 4}})
         train(cfg, out / "pretrain", device="cpu", progress=True)
+        done.write_text(f"{args.pretrain_steps} steps\n")
     timings["pretraining"] = time.perf_counter() - t0
 
     tables = []
     for (task, s), root in new_data.items():
         t0 = time.perf_counter()
+        overrides: dict = {"optim": {"lr": args.lr}, "checkpoint": {"val_every": args.steps},
+                           "data": {"val_samples": 4}}
+        if args.patch:
+            overrides["data"]["patch_size"] = args.patch
         res = run_transfer(task, root, pretrained, out / f"transfer-{s}-{task}", steps=args.steps,
                            folds=args.folds, preset="small", seed=args.seed, device="cpu",
-                           overrides={"optim": {"lr": args.lr},
-                                      "checkpoint": {"val_every": args.steps},
-                                      "data": {"val_samples": 4}})
+                           overrides=overrides)
         timings[f"transfer {s} {task}"] = time.perf_counter() - t0
         tables.append(res.to_markdown())
         print(res.to_markdown())

@@ -94,3 +94,11 @@ def test_small_preset_trains_one_step() -> None:
     loss.backward()
     opt.step()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_too_small_input_gives_a_clear_error() -> None:
+    model = build_model("isotropic", "small").eval()
+    with pytest.raises(ValueError, match="too small to reflect-pad to a multiple of 8; give at least 5 pixels"):
+        model(torch.rand(1, 1, 4, 16))
+    with torch.no_grad():
+        assert model(torch.rand(1, 1, 5, 16)).shape == (1, 1, 5, 16)

@@ -18,6 +18,11 @@ from unifmir.model import build_model
 from unifmir.model.single import ProjectionNet, SwinIRNet
 from unifmir.tasks import TASKS
 
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:`torch.jit.save` is deprecated:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning"),
+]
+
 # input sizes (H, W): two per task, one a multiple of the window (8), one needing padding
 SIZES = {"volumetric": [(8, 8), (5, 7)]}
 DEFAULT_SIZES = [(16, 24), (20, 13)]

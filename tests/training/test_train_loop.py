@@ -88,8 +88,6 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(data_root, tmp_path: Path
 
     def poison(info: StepInfo) -> None:  # inject a NaN into the weights after step 3
         if info.step == 3:
-            from unifmir.training.checkpointing import unwrap
-
             with torch.no_grad():
                 next(iter(poison.model.parameters())).fill_(float("nan"))
 
@@ -133,3 +131,14 @@ def test_early_stopping(data_root, tmp_path: Path) -> None:
     assert res.stopped == "early_stopping"
     assert res.final_step == 4
     assert [v["step"] for v in res.val_history] == [0, 2, 4]
+    again = train(None, tmp_path / "run", resume=True, progress=False)  # nothing left to do
+    assert again.stopped == "early_stopping" and again.final_step == 4
+
+
+def test_data_workers_do_not_change_the_run(data_root, tmp_path: Path) -> None:
+    """Samples are pure functions of (seed, position): worker processes give the same weights."""
+    runs = []
+    for workers in (0, 2):
+        cfg = tiny_config("sr", data_root("sr"), steps=3, lr=1e-3, data={"workers": workers})
+        runs.append(train(cfg, tmp_path / f"w{workers}", progress=False))
+    assert state_equal(_weights(runs[0].last_checkpoint), _weights(runs[1].last_checkpoint))

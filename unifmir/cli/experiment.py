@@ -41,12 +41,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="metric protocol (default: care)")
     t.add_argument("--lr", type=float, default=None,
                    help="learning rate of both trained arms (default: the preset's, 1e-4)")
+    t.add_argument("--patch", type=int, default=None,
+                   help="training patch side in input pixels (default: the preset's)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", default="transfer-experiment", metavar="DIR",
                    help="output folder (default: ./transfer-experiment)")
     t.add_argument("--overwrite", action="store_true", help="reuse a non-empty --out folder")
     t.add_argument("--device", default=None, help="torch device (default: auto)")
     t.set_defaults(func=run_transfer_cli)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, dict[str, object]] | None:
+    """Training-config overrides of both trained arms from ``--lr`` / ``--patch``."""
+    out: dict[str, dict[str, object]] = {}
+    if args.lr is not None:
+        out["optim"] = {"lr": args.lr}
+    if args.patch is not None:
+        out["data"] = {"patch_size": args.patch}
+    return out or None
 
 
 def run_transfer_cli(args: argparse.Namespace) -> int:
@@ -64,6 +76,8 @@ def run_transfer_cli(args: argparse.Namespace) -> int:
         raise CliError("--steps must be at least 1")
     if args.lr is not None and args.lr <= 0:
         raise CliError("--lr must be positive")
+    if args.patch is not None and args.patch < 8:
+        raise CliError("--patch must be at least 8 (the Swin window)")
     if not ckpt.is_file():
         raise CliError(f"--from {ckpt}: no such checkpoint file")
     if out.exists() and any(out.iterdir()) and not args.overwrite:
@@ -71,7 +85,7 @@ def run_transfer_cli(args: argparse.Namespace) -> int:
     result = run_transfer(args.task, data, ckpt, out, steps=args.steps, folds=args.folds,
                           preset=args.preset, protocol=args.protocol, seed=args.seed,
                           device=args.device,
-                          overrides={"optim": {"lr": args.lr}} if args.lr is not None else None)
+                          overrides=_overrides(args))
     print(result.to_markdown())
     print(f"wrote {out / 'transfer.md'}, {out / 'transfer.csv'} and {out / 'transfer.json'}")
     return 0

@@ -69,6 +69,12 @@ def apply_common_overrides(d: dict[str, Any], args: argparse.Namespace) -> dict[
     return d
 
 
+def _is_main_process() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
 def run_training(cfg: Any, out: Path | None, args: argparse.Namespace) -> int:
     """Run :func:`unifmir.training.train` (new run or resume) and report the outcome."""
     from unifmir.training.config import ConfigError
@@ -84,6 +90,8 @@ def run_training(cfg: Any, out: Path | None, args: argparse.Namespace) -> int:
         raise CliError(str(err)) from None
     except ConfigError as err:
         raise CliError(str(err)) from None
+    if not _is_main_process():
+        return 0
     best = f"{result.best_score:.4g}" if result.best_score is not None else "n/a"
     print(f"{result.stopped} at step {result.final_step}: best {result.monitor} {best}")
     print(f"best checkpoint: {result.best_checkpoint}\nlast checkpoint: {result.last_checkpoint}")
@@ -122,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             if not args.task or not args.data:
                 raise CliError("give --task and --data (or --config cfg.yaml)")
-            d = finetune_config(args.task, args.data, args.init or "scratch", args.preset or "small").to_dict()
+            d = finetune_config(args.task, args.data, args.init or "scratch", args.preset or "small",
+                                args.steps).to_dict()
         if args.freeze_body:
             d["freeze_body"] = True
         mo = d.setdefault("model", {}).setdefault("overrides", {})

@@ -89,11 +89,9 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(str(err)) from None
         except (ImageError, ValueError, OSError) as err:
             raise CliError(f"cannot read {src}: {err}") from None
-        axes = meta.axes
-        shape = _task_shape(arr.shape, axes, spec)
         try:
-            check_input(shape, spec)
-        except ValueError as err:
+            check_input(_task_shape(arr.shape, meta.axes, spec), spec)
+        except (ValueError, CliError) as err:
             raise CliError(f"{src}: {err}") from None
         del arr
     files = inputs

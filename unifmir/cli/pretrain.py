@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             if args.preset:
                 d.setdefault("model", {})["preset"] = args.preset
         elif args.data:
-            d = pretrain_config(_parse_data(args.data), args.preset or "small",
+            d = pretrain_config(_parse_data(args.data), args.preset or "small", args.steps,
                                 task_sampling=args.task_sampling or "epoch").to_dict()
         else:
             raise CliError("give --config cfg.yaml or --data TASK=DIR (repeatable)")

@@ -388,6 +388,12 @@ def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
     pw = (multiple - w % multiple) % multiple
     if ph == 0 and pw == 0:
         return x
+    if ph >= h or pw >= w:
+        raise ValueError(
+            "input of " + str(h) + " x " + str(w) + " pixels is too small to reflect-pad to a multiple of "
+            + str(multiple) + "; give at least " + str(multiple // 2 + 1) + " pixels per side or a multiple of "
+            + str(multiple)
+        )
     return F.pad(x, [0, pw, 0, ph], mode="reflect")
 
 

@@ -21,7 +21,6 @@ which tensors were copied and which are new.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -35,8 +34,6 @@ from .config import TrainConfig
 
 __all__ = ["InitReport", "prepare_finetune_model", "transfer_weights", "freeze_body", "body_parameter_names",
            "BODY_PREFIXES"]
-
-log = logging.getLogger(__name__)
 
 BODY_PREFIXES = ("patch_embed.", "layers.", "norm.", "conv_after_body.")
 """State-dict prefixes of the shared SwinIR body (identical in every naming)."""

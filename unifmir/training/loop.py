@@ -40,7 +40,6 @@ from .checkpointing import (
     restore_rng_state,
     save_model,
     save_train_state,
-    unwrap,
 )
 from .config import TrainConfig, load_config, save_config
 from .logging import Progress, TrainLogger
@@ -324,6 +323,9 @@ class _Run:
         self.bad_vals = int(state["bad_vals"])
         self.elapsed_before = float(state.get("elapsed", 0.0))
         self.logger.set_rows(state["history"])
+        es = self.cfg.early_stopping
+        if state.get("stopped") == "early_stopping" and es.enabled and self.bad_vals >= es.patience:
+            self.stopped = "early_stopping"  # resuming a run that already stopped early: nothing to do
         rng = state["rng"]
         if state.get("world_size", 1) != self.info.world_size:
             import warnings
@@ -445,7 +447,7 @@ class _Run:
             bar.write(self.report.summary())
         acc: dict[str, float] = {}
         acc_tasks: set[str] = set()
-        stop = False
+        stop = self.stopped == "early_stopping"
         try:
             while self.step < total and not stop:
                 task = self.sampler.task_at(self.step)
