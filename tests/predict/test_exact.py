@@ -27,7 +27,7 @@ SHAPES = {
     "projection": st.tuples(st.just(50), st.integers(81, 130), st.integers(40, 130)),
     "volumetric": st.tuples(st.integers(8, 13).map(lambda k: 11 * k), st.integers(8, 16).map(lambda k: 11 * k)),
 }
-EXAMPLES = {"sr": 5, "denoise": 4, "isotropic": 3, "projection": 4, "volumetric": 2}
+EXAMPLES = {"sr": 4, "denoise": 3, "isotropic": 2, "projection": 3, "volumetric": 2}
 
 
 def _whole(tm, x: np.ndarray) -> np.ndarray:

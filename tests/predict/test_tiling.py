@@ -13,7 +13,7 @@ from unifmir.predict.receptive import measure_receptive_field
 from unifmir.predict.tiling import TileSpec, axis_tiles, axis_weights, tiled_apply
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     length=st.integers(1, 700),
     halo=st.integers(0, 5).map(lambda k: 8 * k),
@@ -62,7 +62,7 @@ def test_receptive_field_of_global_op_is_none() -> None:
     assert measure_receptive_field(glob, 1, max_length=256) is None
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     h=st.integers(8, 150),
     w=st.integers(8, 150),

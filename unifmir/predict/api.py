@@ -58,7 +58,7 @@ MIN_SIDE = 8
 BLEND = 8
 """Width of the linear cross-fade after the halo (input pixels)."""
 
-_SCRIPTED: "weakref.WeakKeyDictionary[nn.Module, torch.jit.ScriptModule]" = weakref.WeakKeyDictionary()
+_SCRIPTED: "weakref.WeakKeyDictionary[nn.Module, tuple[Any, torch.jit.ScriptModule]]" = weakref.WeakKeyDictionary()
 
 
 # ------------------------------------------------------------------------------------------
@@ -106,11 +106,14 @@ def prepare_module(
 
 
 def _scripted(tm: TaskModule) -> torch.jit.ScriptModule:
-    sm = _SCRIPTED.get(tm)
-    if sm is None:
-        sm = torch.jit.script(tm)
-        _SCRIPTED[tm] = sm
-    return sm
+    """TorchScript version of ``tm`` (cached; re-scripted when its device or z factor changed)."""
+    p = next(iter(tm.parameters()), None)
+    key = (str(p.device) if p is not None else "cpu", getattr(tm, "factor", None), tm.chunk)
+    hit = _SCRIPTED.get(tm)
+    if hit is None or hit[0] != key:
+        hit = (key, torch.jit.script(tm))
+        _SCRIPTED[tm] = hit
+    return hit[1]
 
 
 # ------------------------------------------------------------------------------------------

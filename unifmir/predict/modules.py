@@ -25,7 +25,8 @@ Every module is written as four steps, which is what makes exact tiling possible
     merge/rearrange back into the output axes and crop to the exact output size.
 
 ``forward`` composes them for the whole image (the local stage runs in chunks of ``chunk``
-images along the batch of 2-D inputs). Which class serves a task is data: :data:`TASK_MODULES`.
+images along the batch of 2-D inputs; when traced, in one call, so that a traced module works for
+any number of slices). Which class serves a task is data: :data:`TASK_MODULES`.
 """
 
 from __future__ import annotations
@@ -131,10 +132,14 @@ class TaskModule(nn.Module):
         ys: List[Tensor] = []
         for v in vs:
             g = self.global_stage(v)
-            parts: List[Tensor] = []
-            for s in range(0, g.shape[0], self.chunk):
-                parts.append(self.local_stage(g[s : s + self.chunk]))
-            ys.append(torch.cat(parts, 0))
+            if torch.jit.is_tracing() or self.chunk < 1:
+                # a traced loop would bake in the number of chunks: one call on the whole batch
+                ys.append(self.local_stage(g))
+            else:
+                parts: List[Tensor] = []
+                for s in range(0, g.shape[0], self.chunk):
+                    parts.append(self.local_stage(g[s : s + self.chunk]))
+                ys.append(torch.cat(parts, 0))
         return self.finish(ys, x)
 
 

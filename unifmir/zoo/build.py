@@ -184,7 +184,8 @@ def build_model(recipe: Recipe, pretrained: Path | None, opts: BuildOptions, ste
     opts.out.mkdir(parents=True, exist_ok=True)
     zip_path = opts.out / f"{recipe.id}.zip"
     t0 = time.perf_counter()
-    report = export_model(best, recipe.task, zip_path, metadata=metadata, force=True, **opts.export_kwargs)
+    report = export_model(best, recipe.task, zip_path, metadata=metadata, force=True,
+                          **{**recipe.export, **opts.export_kwargs})
     export_s = time.perf_counter() - t0
     unzip_bundle(zip_path, opts.out / recipe.id, force=True)
     record = {
