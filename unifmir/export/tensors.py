@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -106,7 +106,12 @@ def synthetic_input(task: str | TaskSpec, shape: Sequence[int], seed: int = 0) -
 
 
 def _fit(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Crop or edge-pad ``x`` to ``shape`` (the forward model may round sizes)."""
+    """Crop or edge-pad ``x`` to ``shape`` (the forward model may round sizes).
+
+    A stack given for a 2D layout (the single-slice denoise variant) contributes its centre slice.
+    """
+    if x.ndim == len(shape) + 1:
+        x = x[x.shape[0] // 2]
     if x.ndim != len(shape):
         raise ValueError(f"synthetic input has {x.ndim} dimensions, expected {len(shape)}")
     sl = tuple(slice(0, min(a, b)) for a, b in zip(x.shape, shape))

@@ -23,7 +23,7 @@ affected by what lies outside the tile, so a halo of at least the radius (rounde
 window multiple) gives tiled == whole-image results. For the SwinIR body the theoretical bound
 is ``(window - 1) * n_swin_blocks + n_3x3_convs`` pixels; the measured value is at most that.
 
-Results are cached in memory and on disk (``$UNIFMIR_CACHE_DIR`` or ``~/.cache/unifmir``,
+Results are cached in memory and on disk (``$UNIFMIR_CACHE`` or ``~/.cache/unifmir``,
 file ``receptive_field.json``), keyed by a fingerprint of the module's class names and
 parameter/buffer shapes and value digests plus the probe settings.
 """
@@ -54,8 +54,8 @@ _MEMORY_CACHE: dict[str, Optional[tuple[int, int]]] = {}
 
 
 def cache_dir() -> Path:
-    """Directory of the on-disk cache (``$UNIFMIR_CACHE_DIR`` or ``~/.cache/unifmir``)."""
-    env = os.environ.get("UNIFMIR_CACHE_DIR")
+    """Directory of the on-disk cache (``$UNIFMIR_CACHE`` or ``~/.cache/unifmir``)."""
+    env = os.environ.get("UNIFMIR_CACHE")
     if env:
         return Path(env)
     xdg = os.environ.get("XDG_CACHE_HOME")
