@@ -4,7 +4,7 @@
    pretraining tasks and pretrain the ``small`` multi-task model on them
    (``unifmir.training.config.pretrain_config`` + ``unifmir.training.loop.train``).
 2. Synthesise the new data: 3D denoising of E. coli-like rods (``structure="ecoli"``) and 2x SR
-   of S. aureus-like cocci and/or E. coli-like rods (``structure="saureus"`` / ``"ecoli"``).
+   of S. aureus-like cocci and of E. coli-like rods (``structure="saureus"`` / ``"ecoli"``).
 3. For each, run the transfer experiment (``unifmir experiment transfer``): at an equal step budget,
    (a) from scratch, (b) pretrained without fine-tuning, (c) pretrained + fine-tuned, plus the
    classical baselines, ``care`` protocol; write the tables.
@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pretrain-images", type=int, default=12, help="pairs per pretraining task")
     p.add_argument("--pretrain-size", type=int, default=64, help="pretraining image side (input px)")
     p.add_argument("--pretrain-steps", type=int, default=400)
-    p.add_argument("--images", type=int, default=16, help="pairs per bacteria dataset")
+    p.add_argument("--images", type=int, default=24,
+                   help="pairs per bacteria dataset (a quarter held out for testing)")
     p.add_argument("--size", type=int, default=64, help="bacteria image side (input pixels)")
     p.add_argument("--steps", type=int, default=200, help="steps per trained arm")
     p.add_argument("--patch", type=int, default=None,
@@ -54,9 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=5e-4,
                    help="learning rate of pretraining and of both trained arms")
     p.add_argument("--folds", type=int, default=None, help="K-fold CV instead of train/test")
-    p.add_argument("--experiments", default="denoise:ecoli,sr:saureus",
+    p.add_argument("--experiments", default="denoise:ecoli,sr:saureus,sr:ecoli",
                    help="comma-separated TASK:STRUCTURE transfer experiments")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (1: on a CPU shared with other processes, 2 threads "
+                   "were 20x slower than 1 from OpenMP oversubscription)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
 
@@ -76,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     for i, t in enumerate(tasks):
         print(f"  unifmir synth --task {t} --n {args.pretrain_images} --size {args.pretrain_size} "
               f"--out {out}/data/pretrain-{t} --seed {args.seed + i}")
-    print(f"  unifmir pretrain --config {out}/pretrain/config.yaml   # small preset, "
-          f"{args.pretrain_steps} steps, lr {args.lr:g}, task sampled per step")
+    print(f"  unifmir pretrain --config CFG --out RUN   # CFG = {out}/pretrain/config.yaml as written "
+          f"by this script: small preset, {args.pretrain_steps} steps, lr {args.lr:g}, task "
+          "sampled per step, validation at the end")
     for j, (task, structure) in enumerate(experiments):
         d = f"{out}/data/{structure}-{task}"
         print(f"  unifmir synth --task {task} --structure {structure} --n {args.images} "

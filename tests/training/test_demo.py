@@ -29,3 +29,19 @@ def test_demo_refuses_foreign_folder(tmp_path: Path) -> None:
     (tmp_path / "precious.txt").write_text("keep me")
     assert main(["demo", "--out", str(tmp_path), "--overwrite", "--quiet"]) == 2
     assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_threads_option() -> None:
+    import torch
+
+    from unifmir.training.demo import choose_threads, cpu_threads
+
+    assert choose_threads(3) == 3 and choose_threads("2") == 2
+    assert choose_threads("auto") >= 1
+    with pytest.raises(ValueError):
+        choose_threads("zero")
+    before = torch.get_num_threads()
+    with cpu_threads(1) as n:
+        assert n == 1 and torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    assert main(["demo", "--threads", "0", "--quiet"]) == 2

@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="output folder (default: ./unifmir-demo)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the outputs of an earlier demo in --out")
+    p.add_argument("--threads", default="auto",
+                   help="CPU threads: auto (1 when the CPU is already busy, else PyTorch's "
+                   "default) or a number")
     p.add_argument("--device", default=None, help="torch device (default: auto)")
     p.add_argument("--pretrain-steps", type=int, default=None, help="pretraining steps")
     p.add_argument("--finetune-steps", type=int, default=None, help="fine-tuning steps")
@@ -35,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the demo and print its evaluation table."""
     import dataclasses
 
-    from unifmir.training.demo import run_demo, settings_from_env
+    from unifmir.training.demo import choose_threads, cpu_threads, run_demo, settings_from_env
 
     settings = settings_from_env()
     for name in ("pretrain_steps", "finetune_steps"):
@@ -45,8 +48,13 @@ def run(args: argparse.Namespace) -> int:
                 raise CliError(f"--{name.replace('_', '-')} must be at least 1")
             settings = dataclasses.replace(settings, **{name: value})
     try:
-        result = run_demo(Path(args.out), settings=settings, overwrite=args.overwrite,
-                          device=args.device, progress=not args.quiet)
+        choose_threads(args.threads)
+    except ValueError as err:
+        raise CliError(f"--threads: {err}") from None
+    try:
+        with cpu_threads(args.threads):
+            result = run_demo(Path(args.out), settings=settings, overwrite=args.overwrite,
+                              device=args.device, progress=not args.quiet)
     except FileExistsError as err:
         raise CliError(str(err)) from None
     print()

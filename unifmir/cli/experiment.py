@@ -47,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--out", default="transfer-experiment", metavar="DIR",
                    help="output folder (default: ./transfer-experiment)")
     t.add_argument("--overwrite", action="store_true", help="reuse a non-empty --out folder")
+    t.add_argument("--threads", default="auto",
+                   help="CPU threads: auto (1 when the CPU is already busy, else PyTorch's "
+                   "default) or a number")
     t.add_argument("--device", default=None, help="torch device (default: auto)")
     t.set_defaults(func=run_transfer_cli)
 
@@ -63,6 +66,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, object]] | None:
 
 def run_transfer_cli(args: argparse.Namespace) -> int:
     """Run ``unifmir experiment transfer``."""
+    from unifmir.training.demo import choose_threads, cpu_threads
     from unifmir.training.experiment import run_transfer
 
     data, ckpt, out = Path(args.data), Path(args.pretrained), Path(args.out)
@@ -82,10 +86,14 @@ def run_transfer_cli(args: argparse.Namespace) -> int:
         raise CliError(f"--from {ckpt}: no such checkpoint file")
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise CliError(f"--out {out} is not empty; pass --overwrite or choose another folder")
-    result = run_transfer(args.task, data, ckpt, out, steps=args.steps, folds=args.folds,
-                          preset=args.preset, protocol=args.protocol, seed=args.seed,
-                          device=args.device,
-                          overrides=_overrides(args))
+    try:
+        choose_threads(args.threads)
+    except ValueError as err:
+        raise CliError(f"--threads: {err}") from None
+    with cpu_threads(args.threads):
+        result = run_transfer(args.task, data, ckpt, out, steps=args.steps, folds=args.folds,
+                              preset=args.preset, protocol=args.protocol, seed=args.seed,
+                              device=args.device, overrides=_overrides(args))
     print(result.to_markdown())
     print(f"wrote {out / 'transfer.md'}, {out / 'transfer.csv'} and {out / 'transfer.json'}")
     return 0
