@@ -40,6 +40,8 @@ class BuildOptions:
     data_scale: float = 1.0
     """Multiply every dataset size (at least 4 pairs are kept)."""
     export_kwargs: dict[str, Any] = field(default_factory=dict)
+    threads: str | int = "auto"
+    """PyTorch CPU threads (``auto``: one thread while the CPU is busy, see ``training.demo``)."""
     log: Callable[[str], None] = print
 
 
@@ -108,7 +110,8 @@ def pretrain(suite: SuiteConfig, opts: BuildOptions, steps: _Steps) -> Path:
              for t in suite.tasks}
     cfg = pretrain_config(roots, preset=suite.preset, steps=_scaled(suite.steps, opts.step_scale, 2),
                           task_sampling=suite.task_sampling, lr=suite.lr, device=opts.device, seed=suite.seed,
-                          overrides={"data": {"batch_size": suite.batch_size}})
+                          overrides={"data": {"batch_size": suite.batch_size, "val_samples": 4},
+                                     "checkpoint": {"val_every": max(1, _scaled(suite.steps, opts.step_scale, 2) // 2)}})
     opts.log(f"[zoo] shared pretraining on {', '.join(roots)} ({cfg.schedule.steps} steps)")
     t0 = time.perf_counter()
     best = _train(cfg, opts.work / key, opts)
@@ -239,7 +242,14 @@ def write_suite_readme(records: Iterable[dict[str, Any]], out: Path) -> Path:
 
 def build_suite(names: Iterable[str] | None = None, opts: BuildOptions | None = None) -> list[dict[str, Any]]:
     """Build the named recipes (default: all) and regenerate the suite README; returns the records."""
+    from unifmir.training.demo import cpu_threads
+
     opts = opts or BuildOptions()
+    with cpu_threads(opts.threads):
+        return _build_suite(names, opts)
+
+
+def _build_suite(names: Iterable[str] | None, opts: BuildOptions) -> list[dict[str, Any]]:
     recipes = load_recipes(opts.packaging)
     wanted = list(names) if names else list(recipes)
     unknown = [n for n in wanted if n not in recipes]
