@@ -109,12 +109,35 @@ def test_export_end_to_end(task: str, exported: Any, tmp_path: Path) -> None:
     expect = tuple(layout.out_size(a, in_sizes) for a in layout.user_out_axes.lower())
     assert got.shape == expect
 
+    # the TorchScript file loads and reproduces the test output in libtorch 2.0.0 (deepImageJ)
+    from unifmir.export.libtorch_check import check_torchscript, ensure_libtorch
+
+    ensure_libtorch()
+    with zipfile.ZipFile(rep.path) as z:
+        z.extractall(tmp_path / "bundle")
+    x = np.load(tmp_path / "bundle" / "test_input.npy")
+    y = np.load(tmp_path / "bundle" / "test_output.npy")
+    spec = get_task(task)
+    if spec.normalization == "percentile":  # the TorchScript file sees the preprocessed input
+        lo, hi = np.quantile(x.astype(np.float64), [spec.percentiles[0] / 100, spec.percentiles[1] / 100])
+        x = ((x - lo) / (hi - lo + 1e-6)).astype(np.float32)
+    res = check_torchscript(tmp_path / "bundle" / "weights_torchscript.pt", [x], [y], atol=1.5e-4, rtol=1e-4)
+    assert res.ok, f"{task}: {res.message}"
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("task", TASK_NAMES)
 def test_round_trip_matches_unifmir_predict(task: str, exported: Any) -> None:
-    """bioimageio.core on the bundle == unifmir.predict on the same network (fresh image)."""
-    from bioimageio.core import load_model_description, predict as core_predict
+    """bioimageio.core on the bundle == unifmir.predict on the same network (fresh image).
+
+    Two bioimageio.core paths: the prediction pipeline on the image as is (what ``test_model``
+    runs) must match everywhere; ``bioimageio.core.predict`` pads the image by the halo first
+    (its whole-image mode) and normalises the padded image, which changes a border and shifts the
+    percentiles slightly, so it is compared inside the halo with the block-artifact tolerance.
+    """
+    from bioimageio.core import Tensor, create_prediction_pipeline, load_model_description
+    from bioimageio.core import predict as core_predict
+    from bioimageio.core.digest_spec import create_sample_for_model
 
     from unifmir.data.normalize import denormalize, normalize_for_task
     from unifmir.predict.api import predict
@@ -123,37 +146,30 @@ def test_round_trip_matches_unifmir_predict(task: str, exported: Any) -> None:
     layout = rep.layout
     shape = tensors.default_test_shape(layout)
     img = tensors.synthetic_input(task, shape, seed=11)
+    bio = D.user_to_bioimage(layout, img)
     descr = load_model_description(rep.path)
-    out = core_predict(model=descr, inputs={"input": D.user_to_bioimage(layout, img)})
-    got = D.bioimage_to_user(layout, np.asarray(out.members["output"].data))
-    # the bundle returns normalised units; unifmir.predict de-normalises with the input's stats
-    _, stats = normalize_for_task(img.astype(np.float32), task)
-    got = np.asarray(denormalize(got, stats), dtype=np.float32)
+    _, stats = normalize_for_task(img.astype(np.float32), task)  # bundle output is in normalised units
     ref = predict(net, img, task=task)
-    assert got.shape == ref.shape
     scale = float(np.abs(ref).max()) or 1.0
-    tol = 0.25 if task in ("projection", "volumetric") else 2e-2  # whole image vs tiled/global stages
-    assert float(np.abs(got - ref).max()) <= tol * scale + 1e-4
 
+    pp = create_prediction_pipeline(descr, devices=["cpu"], weight_format="torchscript")
+    dims = tuple(str(a.id) for a in descr.inputs[0].axes)
+    sample = create_sample_for_model(descr, inputs={"input": Tensor(bio, dims=dims)}, sample_id="rt")
+    out = pp.predict_sample_without_blocking(sample, skip_input_padding=True, skip_output_cropping=True)
+    got = np.asarray(denormalize(D.bioimage_to_user(layout, np.asarray(out.members["output"].data)), stats))
+    assert got.shape == ref.shape
+    assert float(np.abs(got - ref).max()) <= 1e-3 * scale + 1e-4
 
-@pytest.mark.slow
-def test_libtorch_2_0_0_reproduces_every_task(exported: Any, tmp_path: Path) -> None:
-    """The TorchScript file of every bundle loads and reproduces the test output in libtorch 2.0.0."""
-    from unifmir.export.libtorch_check import check_torchscript, ensure_libtorch
-
-    ensure_libtorch()
-    for task in TASK_NAMES:
-        net, rep = exported(task)
-        with zipfile.ZipFile(rep.path) as z:
-            z.extractall(tmp_path / task)
-        x = np.load(tmp_path / task / "test_input.npy")
-        y = np.load(tmp_path / task / "test_output.npy")
-        pct = get_task(task).percentiles if get_task(task).normalization == "percentile" else None
-        if pct is not None:  # the TorchScript file sees the preprocessed input
-            lo, hi = np.quantile(x.astype(np.float64), [pct[0] / 100, pct[1] / 100])
-            x = ((x - lo) / (hi - lo + 1e-6)).astype(np.float32)
-        res = check_torchscript(tmp_path / task / "weights_torchscript.pt", [x], [y], atol=1.5e-4, rtol=1e-4)
-        assert res.ok, f"{task}: {res.message}"
+    out = core_predict(model=descr, inputs={"input": bio})
+    got = np.asarray(denormalize(D.bioimage_to_user(layout, np.asarray(out.members["output"].data)), stats))
+    assert got.shape == ref.shape
+    inner = tuple(
+        slice(layout.halo.get(a, 0), n - layout.halo.get(a, 0)) for a, n in zip(layout.user_out_axes.lower(), ref.shape)
+    )
+    # core.predict normalises the halo-padded image (percentiles shift a little: ~0.7 % measured for
+    # denoise) and the global stages (projection, volumetric) see the padding
+    tol = 0.05 if task in ("projection", "volumetric") else 0.02
+    assert float(np.abs(got[inner] - ref[inner]).max()) <= tol * scale + 1e-4
 
 
 # --------------------------------------------------------------------------------------------

@@ -50,3 +50,11 @@ def test_invalid_recipe_names_the_problem(tmp_path: Path):
         load_recipe(bad)
     with pytest.raises(RecipeError, match="does not exist"):
         load_recipe(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("rid", sorted(SUITE))
+def test_recipe_names_are_valid_bioimageio_names(rid):
+    import re
+
+    name = load_recipes()[rid].metadata.name
+    assert re.fullmatch(r"[A-Za-z0-9_+\- ()]{5,128}", name), name

@@ -170,6 +170,29 @@ def _second_example(layout: D.TensorLayout, x: torch.Tensor) -> torch.Tensor:
     return x[sl].contiguous()
 
 
+def _trace_example(layout: D.TensorLayout, x: torch.Tensor, net: nn.Module) -> torch.Tensor:
+    """The example the tracing exporters (ONNX, TorchScript fallback) record the graph with.
+
+    Its y/x sizes avoid the network's ``img_size``: shifted-window blocks use their stored
+    ``attn_mask`` buffer at exactly that size and compute the mask otherwise, and a trace would
+    freeze whichever branch the example took. Sizes grow by one step (edge padding).
+    """
+    cfg = getattr(net, "config", None)
+    avoid = int(getattr(cfg, "img_size", -1))
+    window = max(1, int(getattr(cfg, "window_size", 1)))
+    pad: list[int] = []
+    for a in reversed(layout.in_axes):
+        n, st = int(x.shape[2 + layout.in_axes.index(a)]), layout.step[a]
+        extra = 0
+        if a in ("y", "x") and st:
+            while math.ceil((n + extra) / window) * window == avoid:
+                extra += st
+        pad += [0, extra]
+    if not any(pad):
+        return x
+    return torch.nn.functional.pad(x, pad, mode="replicate")
+
+
 def _run_core(descr: Any, array: np.ndarray, weight_format: str) -> np.ndarray:
     """Run the description through bioimageio.core exactly as ``test_model`` does."""
     from bioimageio.core import Tensor, create_prediction_pipeline
@@ -241,7 +264,7 @@ def export_model(
 
     Raises :class:`~unifmir.export.gates.GateError` (nothing written) when a gate fails.
     """
-    from bioimageio.spec import save_bioimageio_package, save_bioimageio_package_as_folder
+    from bioimageio.spec import save_bioimageio_package
     from bioimageio.spec.model import v0_5
 
     t0 = time.perf_counter()
@@ -288,7 +311,7 @@ def export_model(
         x = torch.from_numpy(bio_in)
         # the network sees normalised data: run the exporters on the normalised test input
         x_norm = _normalised_like_core(x, pct, layout)
-        examples = [x_norm, _second_example(layout, x_norm)]
+        examples = [_trace_example(layout, x_norm, net), x_norm, _second_example(layout, x_norm)]
         with torch.no_grad():
             ref = module(x_norm)
         out_absmax = float(ref.abs().max())
@@ -390,8 +413,6 @@ def export_model(
         tmp_zip = tmp_root / "bundle.zip"
         save_bioimageio_package(descr, output_path=tmp_zip)
         _rewrite_zip_rdf(tmp_zip)
-        if os.environ.get("UNIFMIR_EXPORT_KEEP"):
-            shutil.copyfile(tmp_zip, os.environ["UNIFMIR_EXPORT_KEEP"])
         tm = gates.gate_test_model(tmp_zip, formats)
         results.extend(tm)
         gates.raise_on_failure(results)
@@ -456,7 +477,7 @@ def _tiled_tolerance(spec: TaskSpec) -> float:
     Projection's ENLCN head attends globally and volumetric's UNetA resamples with the image
     size, so blocks cannot reproduce the whole image exactly there.
     """
-    return {"projection": 0.25, "volumetric": 0.25}.get(spec.name, gates.TILED_TOLERANCE)
+    return {"projection": 0.05, "volumetric": 0.25}.get(spec.name, gates.TILED_TOLERANCE)
 
 
 def _normalised_like_core(x: torch.Tensor, pct: tuple[float, float] | None, layout: D.TensorLayout) -> torch.Tensor:

@@ -143,8 +143,10 @@ def tiling_plan(descr: Any, halo_in: Mapping[str, int], untiled: Sequence[str] =
         aid, mn, st = str(a.id), int(size.min), int(size.step)
         h = int(halo_in.get(aid, 0))
         if aid in untiled:
-            ns[aid] = 1
+            # bioimageio.core crops the halo from every block, even one covering the whole axis:
+            # the block must exceed the image by 2 * halo to give a single block
             image[aid] = mn + st
+            ns[aid] = 1 + math.ceil(2 * h / st)
             continue
         n = max(1, math.ceil((4 * h - mn) / st)) if h else 1
         block = mn + n * st

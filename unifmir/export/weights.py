@@ -15,12 +15,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -172,6 +173,25 @@ def write_state_dict(path: Path, module: nn.Module) -> Path:
 # TorchScript
 
 
+@contextlib.contextmanager
+def _unchunked(module: nn.Module) -> Iterator[None]:
+    """Run task modules' local stage on all 2-D slices at once while tracing/exporting.
+
+    The task modules loop over chunks of ``chunk`` slices in Python; a trace (and the legacy ONNX
+    exporter, which traces) unrolls that loop for the example's number of slices, so the graph
+    would only work for that number. With one chunk covering any size, the single slice
+    ``[0:chunk]`` is size-independent.
+    """
+    saved = [(m, m.chunk) for m in module.modules() if isinstance(getattr(m, "chunk", None), int)]
+    try:
+        for m, _ in saved:
+            m.chunk = 1 << 30
+        yield
+    finally:
+        for m, c in saved:
+            m.chunk = c
+
+
 def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     if a.shape != b.shape:
         return float("inf")
@@ -200,7 +220,7 @@ def write_torchscript(
                 if method == "script":
                     ts = torch.jit.script(module)
                 else:
-                    with torch.no_grad():
+                    with torch.no_grad(), _unchunked(module):
                         ts = torch.jit.trace(module, examples[0], check_trace=False)
             ts = ts.eval()
             torch.jit.save(ts, str(path))
@@ -242,21 +262,24 @@ def write_onnx(
         return f"onnx/onnxruntime not installed ({err})"
     names = ["b", "c"] + [f"s{i}" for i in range(spatial_dims)]
     dyn = {i: n for i, n in enumerate(names) if n != "c"}
+    # output: batch and every spatial axis dynamic (an added z axis is fixed-size anyway)
+    out_dyn = {0: "b"} | {i: f"o{i}" for i in range(2, 2 + spatial_dims)}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             buf = io.BytesIO()
-            torch.onnx.export(
-                module,
-                (examples[0],),
-                buf,
-                opset_version=ONNX_OPSET,
-                input_names=["input"],
-                output_names=["output"],
-                dynamic_axes={"input": dyn, "output": {0: "b"} | {i: f"o{i}" for i in range(2, 2 + spatial_dims + 1)}},
-                dynamo=False,
-                do_constant_folding=True,
-            )
+            with _unchunked(module):
+                torch.onnx.export(
+                    module,
+                    (examples[0],),
+                    buf,
+                    opset_version=ONNX_OPSET,
+                    input_names=["input"],
+                    output_names=["output"],
+                    dynamic_axes={"input": dyn, "output": out_dyn},
+                    dynamo=False,
+                    do_constant_folding=True,
+                )
         model = onnx.load_from_string(buf.getvalue())
         if model.ir_version > 8:
             model.ir_version = 8  # opset 17 needs IR >= 8; deepImageJ's ORT 1.13 reads <= 8

@@ -130,9 +130,11 @@ def build_model(recipe: Recipe, pretrained: Path | None, opts: BuildOptions, ste
     from unifmir.training.config import finetune_config
     from unifmir.training.evaluate import evaluate_checkpoint, write_report
 
-    key = f"model-{recipe.id}-{_digest([recipe.model_dump(), opts.step_scale, opts.data_scale, str(pretrained)])}"
+    # the digest covers what determines the trained weights; metadata/export edits only re-export
+    trained = recipe.model_dump(include={"task", "preset", "data", "finetune"})
+    key = f"model-{recipe.id}-{_digest([trained, opts.step_scale, opts.data_scale, str(pretrained)])}"
     done = steps.get(key) if opts.resume else None
-    if done and Path(done["zip"]).is_file():
+    if done and Path(done["zip"]).is_file() and done.get("recipe") == recipe.model_dump(mode="json"):
         opts.log(f"[zoo] {recipe.id}: up to date")
         return done
     spec = get_task(recipe.task)
@@ -201,6 +203,7 @@ def build_model(recipe: Recipe, pretrained: Path | None, opts: BuildOptions, ste
         "n_test": len(result.images),
         "gates": {g.name: g.ok for g in report.gates}, "weights": report.weight_formats,
         "train_seconds": train_s, "export_seconds": export_s, "steps": cfg.schedule.steps,
+        "recipe": recipe.model_dump(mode="json"),
     }
     return steps.put(key, record)
 
