@@ -236,7 +236,14 @@ def write_suite_readme(records: Iterable[dict[str, Any]], out: Path) -> Path:
             f"{r['psnr']:.2f} / {bp} | {r['ssim']:.3f} / {bs} | {r['baseline'] or '-'} | "
             f"{'yes' if beats else '**no**'} | {gate_txt} |"
         )
-    lines += ["", f"n test images per model: " + ", ".join(f"{r['id']} {r['n_test']}" for r in rows), ""]
+    lines += ["", "n test images / fine-tuning steps per model: "
+              + ", ".join(f"{r['id']} {r['n_test']} / {r['steps']}" for r in rows), ""]
+    try:
+        missing = sorted(set(load_recipes()) - {r["id"] for r in rows})
+    except Exception:  # the table must still be written when recipes cannot be read
+        missing = []
+    if missing:
+        lines += [f"Not built yet: {', '.join(missing)} (run `unifmir zoo build {' '.join(missing)}`).", ""]
     path = Path(out) / "README.md"
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines))
