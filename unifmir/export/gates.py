@@ -143,10 +143,12 @@ def tiling_plan(descr: Any, halo_in: Mapping[str, int], untiled: Sequence[str] =
         aid, mn, st = str(a.id), int(size.min), int(size.step)
         h = int(halo_in.get(aid, 0))
         if aid in untiled:
-            # bioimageio.core crops the halo from every block, even one covering the whole axis:
-            # the block must exceed the image by 2 * halo to give a single block
-            image[aid] = mn + st
-            ns[aid] = 1 + math.ceil(2 * h / st)
+            # bioimageio.core refuses blocks larger than the image and crops the halo from every
+            # block: the image is exactly one block long and is covered by the few blocks that
+            # the halo makes necessary along this axis
+            n = 1 + math.ceil(2 * h / st)
+            ns[aid] = n
+            image[aid] = mn + n * st
             continue
         n = max(1, math.ceil((4 * h - mn) / st)) if h else 1
         block = mn + n * st
