@@ -204,8 +204,7 @@ def test_failed_download_leaves_nothing_behind(tmp_path: Path, monkeypatch: pyte
 @needs_linux
 def test_unreachable_registry_gives_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The real pip call against a closed port: a LibtorchUnavailableError saying what to do."""
-    if importlib.util.find_spec("pip") is None:
-        pytest.skip("pip is not installed in this environment")
+    assert importlib.util.find_spec("pip") is not None, "the libtorch check downloads its wheels with pip"
     monkeypatch.delenv("UNIFMIR_LIBTORCH_DIR", raising=False)
     monkeypatch.setenv("UNIFMIR_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
@@ -328,7 +327,6 @@ def test_missing_file_and_cli(loader: Path, tmp_path: Path, capsys: pytest.Captu
 # ---------------------------------------------------------------------------------------------
 # the UniFMIR networks (small preset), scripted, in libtorch 2.0.0
 
-_HAS_FACTORY = importlib.util.find_spec("unifmir.model.factory") is not None
 
 # network-level input shapes (N, net_in_channels, H, W), multiples of the window (8)
 _NET_INPUT = {
@@ -341,7 +339,6 @@ _NET_INPUT = {
 
 
 @needs_linux
-@pytest.mark.skipif(not _HAS_FACTORY, reason="unifmir.model.factory not available")
 @pytest.mark.parametrize(
     "task, attention",
     [(t, "sdpa") for t in _NET_INPUT] + [("sr", "matmul")],
@@ -361,7 +358,6 @@ def test_small_networks_script_and_run_in_libtorch_2_0(loader: Path, tmp_path: P
     assert result.output_shapes == [e.shape for e in expected]
 
 
-_HAS_TASK_MODULES = _HAS_FACTORY and importlib.util.find_spec("unifmir.predict.modules") is not None
 
 # whole-image inputs of the exported task modules (bioimage.io layout: b, c, [z,] y, x)
 _TASK_INPUT = {
@@ -374,7 +370,6 @@ _TASK_INPUT = {
 
 
 @needs_linux
-@pytest.mark.skipif(not _HAS_TASK_MODULES, reason="unifmir.predict.modules not available")
 @pytest.mark.parametrize("task", list(_TASK_INPUT))
 def test_small_task_modules_script_and_run_in_libtorch_2_0(loader: Path, task: str) -> None:
     """The whole-image modules that the bundles ship as TorchScript (window, z merge, ... inside)."""

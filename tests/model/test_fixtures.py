@@ -144,8 +144,6 @@ def test_volumetric(threads: int) -> None:
 
 @pytest.mark.parametrize("attention", ATTENTIONS)
 def test_unimodel_all_tasks(attention: str, threads: int) -> None:
-    if attention == "matmul" and threads != 1:
-        pytest.skip("the explicit path is checked at 1 thread (SwinIR cases run it with both)")
     fx = load_fixture("unimodel_small")
     net = unimodel_net()
     net.set_attention(attention)
