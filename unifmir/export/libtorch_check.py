@@ -138,10 +138,7 @@ class LibtorchResult:
 # cache and locking
 
 
-def cache_root() -> Path:
-    """``$UNIFMIR_CACHE`` or ``~/.cache/unifmir`` (the same root as ``unifmir.zoo.fetch``)."""
-    env = os.environ.get(_ENV_CACHE)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "unifmir"
+from unifmir._cache import cache_root  # noqa: E402  (re-exported: the package-wide cache folder)
 
 
 @contextlib.contextmanager

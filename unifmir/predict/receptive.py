@@ -33,7 +33,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -54,12 +53,10 @@ _MEMORY_CACHE: dict[str, Optional[tuple[int, int]]] = {}
 
 
 def cache_dir() -> Path:
-    """Directory of the on-disk cache (``$UNIFMIR_CACHE`` or ``~/.cache/unifmir``)."""
-    env = os.environ.get("UNIFMIR_CACHE")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "unifmir"
+    """Directory of the on-disk cache (:func:`unifmir._cache.cache_root`)."""
+    from unifmir._cache import cache_root
+
+    return cache_root()
 
 
 def clear_cache() -> None:

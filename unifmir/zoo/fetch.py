@@ -32,8 +32,10 @@ class FetchError(RuntimeError):
 
 
 def default_cache_dir() -> Path:
-    """``$UNIFMIR_CACHE`` or ``~/.cache/unifmir``."""
-    return Path(os.environ.get("UNIFMIR_CACHE", Path.home() / ".cache" / "unifmir"))
+    """``$UNIFMIR_CACHE`` or ``~/.cache/unifmir`` (:func:`unifmir._cache.cache_root`)."""
+    from unifmir._cache import cache_root
+
+    return cache_root()
 
 
 def download(url: str, dest: Path, *, progress: bool = True, timeout: float = 60.0) -> Path:
