@@ -65,18 +65,10 @@ def _run(cmd: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedP
 # --------------------------------------------------------------------------------------------
 # end to end, per task
 
-# Known gap (issue 6 stays open): bioimageio.core's blockwise prediction of the isotropic bundle
-# differs from whole-image prediction near block borders along z (max 15 % of the output range,
-# mean 1.5e-6), so the block-artifact gate refuses the export. strict=True: the mark must go as
-# soon as the export passes.
-ISOTROPIC_GAP = pytest.mark.xfail(
-    strict=True, raises=Exception,
-    reason="isotropic block-artifact gate fails along z (known gap, see issue 6)")
-TASKS_WITH_GAPS = [pytest.param(t, marks=ISOTROPIC_GAP) if t == "isotropic" else t for t in TASK_NAMES]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task", TASKS_WITH_GAPS)
+@pytest.mark.parametrize("task", TASK_NAMES)
 def test_export_end_to_end(task: str, exported: Any, tmp_path: Path) -> None:
     net, rep = exported(task)
     assert rep.path.is_file()
@@ -135,7 +127,7 @@ def test_export_end_to_end(task: str, exported: Any, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task", TASKS_WITH_GAPS)
+@pytest.mark.parametrize("task", TASK_NAMES)
 def test_round_trip_matches_unifmir_predict(task: str, exported: Any) -> None:
     """bioimageio.core on the bundle == unifmir.predict on the same network (fresh image).
 
@@ -238,6 +230,11 @@ def test_layout_sizes_follow_both_size_rules(task: str) -> None:
         assert [x.scale for x in in_axes] == [4.0, 4.0] and [x.scale for x in out_axes] == [2.0, 2.0]
     if task == "volumetric":
         assert layout.singleton_in == ("z",) and layout.fixed_out == {"z": 61}
+    if task == "isotropic":
+        # blocks start on even input slices, i.e. on the window grid of the 4x upsampled stack
+        f = layout.up["z"]
+        assert (layout.step["z"] * f) % 8 == 0 and (layout.halo["z"] // f) % layout.step["z"] == 0
+        assert layout.min_size["z"] % layout.step["z"] == 0 and layout.halo["z"] >= 16
 
 
 def test_jdll_rule_refuses_added_axis_without_singleton_input() -> None:

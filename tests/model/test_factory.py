@@ -28,6 +28,8 @@ def test_presets_and_resolution() -> None:
         ({"enlcn_feats": 30}, "divisible by 4"),
         ({"attention": "flash"}, "attention"),
         ({"embed_dims": 90}, "embed_dims"),
+        ({"unet_stem": 48}, "unet_stem must be a positive multiple of 32"),
+        ({"unet_widths": (16, 64, 32)}, "non-decreasing"),
     ],
 )
 def test_config_rejects_invalid(fields: dict, message: str) -> None:
@@ -102,3 +104,19 @@ def test_too_small_input_gives_a_clear_error() -> None:
         model(torch.rand(1, 1, 4, 16))
     with torch.no_grad():
         assert model(torch.rand(1, 1, 5, 16)).shape == (1, 1, 5, 16)
+
+
+def test_compact_unet_volumetric_network() -> None:
+    """A narrower UNetA (the suite's volumetric recipe) keeps every shape and cuts 19 M to 1.65 M."""
+    compact = {"preset": "small", "unet_stem": 64, "unet_widths": (16, 32, 64, 128, 128, 128)}
+    ref = build_model("volumetric", "small")
+    net = build_model("volumetric", compact).eval()
+    n_ref = sum(p.numel() for p in ref.parameters())
+    n = sum(p.numel() for p in net.parameters())
+    assert n_ref > 19_000_000 and n == 1_652_988
+    assert [k for k in net.state_dict()] == [k for k in ref.state_dict()]  # same names, other shapes
+    with torch.no_grad():
+        stage1, out = net(torch.rand(1, 121, 8, 8), return_stages=True)
+    assert stage1.shape == out.shape == (1, 61, 88, 88)
+    multi = build_model(None, compact)
+    assert multi.conv_first0.conv2d.out_channels == 64

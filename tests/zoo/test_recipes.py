@@ -45,6 +45,9 @@ def test_invalid_recipe_names_the_problem(tmp_path: Path):
     bad.write_text("id: x\ntask: sr\nmetadata: {name: a, description: b}\nfinetune: {stepz: 3}\n")
     with pytest.raises(RecipeError, match="stepz"):
         load_recipe(bad)
+    bad.write_text("id: x\ntask: sr\nmetadata: {name: a, description: b}\nmodel: {unet_stem: 50}\n")
+    with pytest.raises(RecipeError, match="unet_stem"):
+        load_recipe(bad)
     bad.write_text("- just\n- a list\n")
     with pytest.raises(RecipeError, match="mapping"):
         load_recipe(bad)
@@ -58,3 +61,12 @@ def test_recipe_names_are_valid_bioimageio_names(rid):
 
     name = load_recipes()[rid].metadata.name
     assert re.fullmatch(r"[A-Za-z0-9_+\- ()]{5,128}", name), name
+
+
+def test_model_overrides_reach_the_digest_only_when_given():
+    """Recipes without ``model`` keep their digests (cached builds stay valid); volumetric is compact."""
+    recipes = load_recipes()
+    vol = recipes["unifmir-volumetric"]
+    assert vol.model["unet_stem"] == 64 and "model" in vol.record()
+    sr = recipes["unifmir-sr"]
+    assert sr.model == {} and "model" not in sr.record() and "model" not in sr.record("task", "model")

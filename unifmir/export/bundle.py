@@ -281,10 +281,7 @@ def export_model(
     window = int(getattr(getattr(net, "config", None), "window_size", 8))
     halo_in, halo_note = _halo(net, spec, bool(two_d))
     zf = getattr(weights._task_module(net, spec.name, bool(two_d))[0], "factor", None)
-    layout = D.layout_for(
-        spec, window=window, halo=halo_in, two_d=bool(two_d), z_factor=zf,
-        z_halo=int(math.ceil(halo_in / zf)) if spec.name == "isotropic" and zf else None,
-    )
+    layout = D.layout_for(spec, window=window, halo=halo_in, two_d=bool(two_d), z_factor=zf)
     module = weights.build_export_module(net, spec.name, layout, two_d=bool(two_d))
     timings["prepare"] = time.perf_counter() - t0
 

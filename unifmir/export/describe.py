@@ -119,7 +119,8 @@ def layout_for(
     the step keeps tiles on the grid the network was trained on). ``halo``: y/x halo in *input*
     pixels (receptive-field estimate); it is declared in output pixels. ``two_d``: the 2D
     single-slice variant of the denoise task. ``z_factor``: isotropic axial factor (default: the
-    task's). ``z_halo``: z halo in input slices (default: from the task's context window).
+    task's). ``z_halo``: z halo in input slices (default: denoise, half the context window;
+    isotropic, the y/x halo divided by the z factor, rounded up to the z step).
     """
     spec = get_task(task)
     if window < 1 or halo < 0:
@@ -151,11 +152,15 @@ def layout_for(
         in_axes = out_axes = ("z", "y", "x")
         if spec.name == "isotropic":
             f = int(z_factor or spec.z_factor or 1)
-            zh = int(z_halo if z_halo is not None else 2)
+            # block starts along z must land on the window grid of the upsampled stack (input
+            # slice i is output row i*f): a z step (and halo) of window/gcd(window, f) slices
+            zstep = window // math.gcd(window, f)
+            # the network sees XZ/YZ slices: its y/x receptive field applies to upsampled z rows
+            zh = _round_up(int(z_halo if z_halo is not None else math.ceil(halo / f)), zstep)
             up["z"] = f
             halos["z"] = zh * f
-            min_size["z"] = 2 * zh + 1
-            step["z"] = 1
+            min_size["z"] = _round_up(2 * zh + 1, zstep)
+            step["z"] = zstep
         else:
             zh = int(z_halo if z_halo is not None else spec.context_slices // 2)
             halos["z"] = zh

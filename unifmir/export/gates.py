@@ -117,10 +117,18 @@ def _predict_array(descr: Any, array: np.ndarray, ns: Mapping[str, int] | None, 
     dims = tuple(str(a.id) for a in inp.axes)
     pp = create_prediction_pipeline(descr, devices=["cpu"], weight_format=weight_format)
     sample = create_sample_for_model(descr, inputs={inp.id: Tensor(array, dims=dims)}, sample_id="gate")
+    # Normalise the unpadded image first, for both paths. bioimageio.core 0.11's whole-image path
+    # pads the sample by the halo *before* its samplewise preprocessing, so its percentiles
+    # include the padding, while its blockwise path (and deepImageJ) normalise the image itself;
+    # with a large halo (isotropic z) that alone shifted every output pixel by ~0.1 %, which is
+    # not a block artifact. Both paths then see the same normalised image.
+    pp.apply_preprocessing(sample)
     if ns is None:
-        out = pp.predict_sample_without_blocking(sample)
+        out = pp.predict_sample_without_blocking(sample, skip_preprocessing=True)
     else:
-        out = pp.predict_sample_with_blocking(sample, ns={(inp.id, a.id): int(ns[str(a.id)]) for a in inp.axes if str(a.id) in ns})
+        out = pp.predict_sample_with_blocking(
+            sample, skip_preprocessing=True,
+            ns={(inp.id, a.id): int(ns[str(a.id)]) for a in inp.axes if str(a.id) in ns})
     t = out.members[descr.outputs[0].id]
     return np.asarray(t.data)
 

@@ -10,7 +10,8 @@ Presets:
   ENLCN 32 features x 8 ResBlocks (ENLCA at body 0 and 9), ``img_size`` 64 (stored masks still
   match the default training patch), drop-path 0.1. Parameters: Swin body 37 k; SR 81 k,
   denoise 45 k, isotropic 44 k, projection 220 k; volumetric 19.1 M and multi-task 19.3 M because
-  UNetA (volumetric stage 1) has hard-coded widths (19.0 M) at every preset.
+  UNetA (volumetric stage 1) keeps the reference widths (19.0 M) at every preset; narrow it with
+  ``unet_stem`` / ``unet_widths`` (the suite's volumetric recipe does).
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ class ModelConfig(BaseModel):
     upscale: int | None = None
     projection_variant: Literal["released", "unimodel"] = "released"
     attention: Literal["sdpa", "matmul"] = "sdpa"
+    unet_stem: int = 128
+    """UNetA (volumetric stage 1) stem width: 4 PixelShuffle stages halve it down to ``stem/16``."""
+    unet_widths: tuple[int, ...] = (64, 128, 256, 512, 512, 512)
+    """UNetA widths: the input conv, then the encoder levels (reference: 64; 128-256-512-512-512).
+    The reference hard-codes these (19 M parameters); narrower values make a compact network whose
+    UNetA cannot load the official weights (used by the suite's volumetric bundle, ~20 MB limit)."""
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":
@@ -80,6 +87,13 @@ class ModelConfig(BaseModel):
             self.upscale == 3 or (self.upscale >= 1 and self.upscale & (self.upscale - 1) == 0)
         ):
             errors.append(f"upscale must be None, 1, 3 or a power of 2, got {self.upscale}")
+        if self.unet_stem < 32 or self.unet_stem % 32 != 0:
+            errors.append(f"unet_stem must be a positive multiple of 32 (4 halvings), got {self.unet_stem}")
+        w = self.unet_widths
+        if len(w) < 2 or any(c < 1 for c in w) or any(b < a for a, b in zip(w[1:], w[2:])) or w[1] < w[0]:
+            errors.append(
+                f"unet_widths must be >= 2 positive, non-decreasing widths (input conv, encoder levels), got {w}"
+            )
         if errors:
             raise ValueError("; ".join(errors))
         return self

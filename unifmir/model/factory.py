@@ -63,6 +63,8 @@ def _volumetric(spec: TaskSpec, cfg: ModelConfig) -> dict[str, Any]:
     return dict(
         in_chans=cfg.in_chans or spec.net_in_channels,
         out_chans=spec.net_out_channels,
+        unet_stem=cfg.unet_stem,
+        unet_widths=tuple(cfg.unet_widths),
         task=spec.name,
         **body_kwargs(cfg),
     )
@@ -93,6 +95,8 @@ def unifmir_kwargs(cfg: ModelConfig) -> dict[str, Any]:
         proj_in_chans=t["projection"].net_in_channels,
         vol_in_chans=t["volumetric"].net_in_channels,
         vol_out_chans=t["volumetric"].net_out_channels,
+        unet_stem=cfg.unet_stem,
+        unet_widths=tuple(cfg.unet_widths),
         task_index={name: spec.index for name, spec in t.items()},
         **body_kwargs(cfg),
     )

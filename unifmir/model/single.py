@@ -208,13 +208,15 @@ class VolumetricNet(SwinBackbone):
         qkv_bias: bool = True,
         drop_path_rate: float = 0.1,
         attention: str = "sdpa",
+        unet_stem: int = 128,
+        unet_widths: Sequence[int] = (64, 128, 256, 512, 512, 512),
         task: Optional[str] = None,
     ) -> None:
         super().__init__()
         self.task = task
         self.in_chans = in_chans
         self.out_chans = out_chans
-        self.conv_first0 = UNetA(in_chans, out_chans)
+        self.conv_first0 = UNetA(in_chans, out_chans, unet_stem, unet_widths)
         self.conv_first = nn.Conv2d(out_chans, embed_dim, 3, 1, 1)
         self._build_body(
             img_size, embed_dim, depths, num_heads, window_size, mlp_ratio, qkv_bias, drop_path_rate, attention

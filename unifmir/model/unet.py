@@ -1,7 +1,7 @@
 """UNetA: the light-field -> volume first stage of the volumetric (VCD) task.
 
 Faithful to the reference (cxm12/UNiFMIR ``model/swinir.py::UNetA``); its channel widths are
-hard-coded there and here. ``conv2d`` 7x7 ``in -> 128``; four ``(conv + PixelShuffle(2)) + conv``
+hard-coded there and are the defaults here (``stem``/``widths`` make a narrower variant). ``conv2d`` 7x7 ``in -> 128``; four ``(conv + PixelShuffle(2)) + conv``
 stages (16x upscaling, 128 -> 8 channels); ``conv2d1``/``conv2d2`` Conv-BN-ReLU; a 5-level encoder
 (Conv-BN-ReLU, channel zero-padded residual, MaxPool 3/2 floor mode); a decoder (concat skip ->
 Conv -> ReLU -> BN -> bilinear resize, ``align_corners=False``) ending at ``11 H x 11 W`` and
@@ -14,7 +14,7 @@ equals ``F.interpolate(x, size, mode="bilinear", align_corners=False)``.
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -42,10 +42,18 @@ class _Upsample2(nn.Sequential):
 class UNetA(nn.Module):
     """UNetA(num_in_ch=121, n_slices=61): ``(B, 121, H, W)`` -> ``(B, 61, 11H, 11W)`` in ``[-1, 1]``."""
 
-    def __init__(self, num_in_ch: int = 121, n_slices: int = 61) -> None:
+    def __init__(
+        self,
+        num_in_ch: int = 121,
+        n_slices: int = 61,
+        stem: int = 128,
+        widths: Sequence[int] = (64, *UNETA_PYRAMID),
+    ) -> None:
         super().__init__()
         self.upscale = UNETA_UPSCALE
-        channels = 128
+        channels = int(stem)
+        inch = int(widths[0])
+        pyramid = [int(c) for c in widths[1:]]
         self.conv2d = nn.Conv2d(num_in_ch, channels, 7, 1, 3)
         layers: List[nn.Module] = []
         for _ in range(4):
@@ -55,19 +63,19 @@ class UNetA(nn.Module):
         self.conv2d1 = nn.Sequential(
             nn.Conv2d(channels, channels, 3, 1, 1), nn.BatchNorm2d(channels), nn.ReLU(inplace=True)
         )
-        inch = 64
+        first = inch
         self.conv2d2 = nn.Sequential(nn.Conv2d(channels, inch, 3, 1, 1), nn.BatchNorm2d(inch), nn.ReLU(inplace=True))
         enc: List[nn.Module] = []
-        for nc in UNETA_PYRAMID:
+        for nc in pyramid:
             enc.append(nn.Sequential(nn.Conv2d(inch, nc, 3, 1, 1), nn.BatchNorm2d(nc), nn.ReLU(inplace=True)))
             inch = nc
         self.encoder_layers = nn.ModuleList(enc)
         dec: List[nn.Module] = []
-        for idx in range(len(UNETA_PYRAMID) - 1, -1, -1):
+        for idx in range(len(pyramid) - 1, -1, -1):
             if idx > 0:
-                cin, cout = UNETA_PYRAMID[idx] + UNETA_PYRAMID[idx - 1], UNETA_PYRAMID[idx - 1]
+                cin, cout = pyramid[idx] + pyramid[idx - 1], pyramid[idx - 1]
             else:
-                cin, cout = UNETA_PYRAMID[0] + 64, n_slices
+                cin, cout = pyramid[0] + first, n_slices
             dec.append(nn.Sequential(nn.Conv2d(cin, cout, 3, 1, 1), nn.ReLU(inplace=True), nn.BatchNorm2d(cout)))
         self.decoder_layers = nn.ModuleList(dec)
         self.pool = nn.MaxPool2d(kernel_size=3, stride=2)  # floor mode

@@ -45,6 +45,7 @@ class UniFMIR(SwinBackbone):
         sr_in_chans, denoise_in_chans, iso_in_chans, proj_in_chans, vol_in_chans, vol_out_chans:
             task channels (1, 5, 1, 50, 121, 61).
         attention: ``"sdpa"`` or ``"matmul"``.
+        unet_stem, unet_widths: UNetA widths (reference: 128; 64, 128, 256, 512, 512, 512).
         task_index: task name -> reference index 1..5 (accepted in ``forward`` instead of names).
     """
 
@@ -70,6 +71,8 @@ class UniFMIR(SwinBackbone):
         vol_in_chans: int = 121,
         vol_out_chans: int = 61,
         attention: str = "sdpa",
+        unet_stem: int = 128,
+        unet_widths: Sequence[int] = (64, 128, 256, 512, 512, 512),
         task_index: Optional[Dict[str, int]] = None,
     ) -> None:
         super().__init__()
@@ -88,7 +91,7 @@ class UniFMIR(SwinBackbone):
         self.project = ENLCN(proj_in_chans, 1, enlcn_feats, enlcn_resblocks, enlcn_res_scale)
         self.conv_firstproj = nn.Conv2d(1, embed_dim, 3, 1, 1)
         # 5 volumetric
-        self.conv_first0 = UNetA(vol_in_chans, vol_out_chans)
+        self.conv_first0 = UNetA(vol_in_chans, vol_out_chans, unet_stem, unet_widths)
         self.conv_firstv = nn.Conv2d(vol_out_chans, embed_dim, 3, 1, 1)
         self.conv_before_upsamplev = nn.Sequential(nn.Conv2d(embed_dim, embed_dim, 3, 1, 1), nn.LeakyReLU(0.01))
         self.conv_lastv = nn.Conv2d(embed_dim, vol_out_chans, 3, 1, 1)

@@ -131,10 +131,10 @@ def build_model(recipe: Recipe, pretrained: Path | None, opts: BuildOptions, ste
     from unifmir.training.evaluate import evaluate_checkpoint, write_report
 
     # the digest covers what determines the trained weights; metadata/export edits only re-export
-    trained = recipe.model_dump(include={"task", "preset", "data", "finetune"})
+    trained = recipe.record("task", "preset", "model", "data", "finetune")
     key = f"model-{recipe.id}-{_digest([trained, opts.step_scale, opts.data_scale, str(pretrained)])}"
     done = steps.get(key) if opts.resume else None
-    if done and Path(done["zip"]).is_file() and done.get("recipe") == recipe.model_dump(mode="json"):
+    if done and Path(done["zip"]).is_file() and done.get("recipe") == recipe.record():
         opts.log(f"[zoo] {recipe.id}: up to date")
         return done
     spec = get_task(recipe.task)
@@ -149,7 +149,7 @@ def build_model(recipe: Recipe, pretrained: Path | None, opts: BuildOptions, ste
         overrides["data"]["patch_size"] = ft.patch_size
     cfg = finetune_config(recipe.task, data, init=init, preset=recipe.preset,
                           steps=_scaled(ft.steps, opts.step_scale, 2), lr=ft.lr, device=opts.device,
-                          overrides=overrides)
+                          model_overrides=recipe.model or None, overrides=overrides)
     opts.log(f"[zoo] {recipe.id}: fine-tuning {spec.name} from {init} ({cfg.schedule.steps} steps)")
     t0 = time.perf_counter()
     best = _train(cfg, work / "run", opts)
@@ -203,7 +203,7 @@ def build_model(recipe: Recipe, pretrained: Path | None, opts: BuildOptions, ste
         "n_test": len(result.images),
         "gates": {g.name: g.ok for g in report.gates}, "weights": report.weight_formats,
         "train_seconds": train_s, "export_seconds": export_s, "steps": cfg.schedule.steps,
-        "recipe": recipe.model_dump(mode="json"),
+        "recipe": recipe.record(),
     }
     return steps.put(key, record)
 

@@ -77,10 +77,33 @@ class Recipe(_Strict):
     id: str
     task: str
     preset: str = "small"
+    model: dict[str, Any] = Field(default_factory=dict)
+    """Model config fields over the preset (e.g. ``unet_stem``/``unet_widths``); tensors whose
+    shapes then differ from the suite pretraining start fresh in fine-tuning."""
     data: DataRecipe = Field(default_factory=DataRecipe)
     finetune: TrainRecipe = Field(default_factory=TrainRecipe)
     metadata: Metadata
     export: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("model")
+    @classmethod
+    def _valid_model_fields(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if v:
+            from unifmir.model.config import resolve_config
+
+            resolve_config({"preset": "small", **v})  # raises naming the bad field
+        return v
+
+    def record(self, *fields: str) -> dict[str, Any]:
+        """JSON dump (of ``fields``, default all) for digests and step records.
+
+        An empty ``model`` is left out, so recipes without overrides keep the digests (and cached
+        builds) they had before the field existed.
+        """
+        d = self.model_dump(mode="json", include=set(fields) if fields else None)
+        if not d.get("model"):
+            d.pop("model", None)
+        return d
 
     @field_validator("task")
     @classmethod
