@@ -142,3 +142,24 @@ def test_data_workers_do_not_change_the_run(data_root, tmp_path: Path) -> None:
         cfg = tiny_config("sr", data_root("sr"), steps=3, lr=1e-3, data={"workers": workers})
         runs.append(train(cfg, tmp_path / f"w{workers}", progress=False))
     assert state_equal(_weights(runs[0].last_checkpoint), _weights(runs[1].last_checkpoint))
+
+
+def test_resume_with_relative_data_path_from_another_folder(data_root, tmp_path: Path, monkeypatch) -> None:
+    """A run configured with cwd-relative dataset paths resumes from anywhere (config.yaml stores
+    absolute paths; load_config would otherwise resolve them against the run folder)."""
+    import os
+
+    monkeypatch.chdir(data_root("sr").parent)
+    rel = Path(os.path.relpath(data_root("sr")))
+    assert not rel.is_absolute()
+    cfg = tiny_config("sr", rel, steps=5, checkpoint={"save_every": 2})
+    with pytest.raises(_Kill):
+        train(cfg, tmp_path / "cut", progress=False, callbacks=[_kill_at(3)])
+    saved = load_config(tmp_path / "cut" / "config.yaml")
+    assert saved.data.roots["sr"] == data_root("sr").absolute()
+    monkeypatch.chdir(tmp_path)
+    res = train(None, tmp_path / "cut", resume=True, progress=False)
+    assert res.final_step == 5
+    # the original config object (relative path, from its own folder) counts as the same configuration
+    monkeypatch.chdir(data_root("sr").parent)
+    assert train(cfg, tmp_path / "cut", resume=True, progress=False).final_step == 5

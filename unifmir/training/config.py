@@ -39,6 +39,7 @@ __all__ = [
     "ConfigError",
     "load_config",
     "save_config",
+    "with_absolute_paths",
     "config_from_dict",
     "finetune_config",
     "pretrain_config",
@@ -367,11 +368,25 @@ def load_config(path: str | Path) -> TrainConfig:
     return cfg
 
 
+def with_absolute_paths(config: TrainConfig) -> TrainConfig:
+    """A copy of ``config`` whose dataset folders (and an existing ``init`` file) are absolute.
+
+    Paths in a config built in Python are relative to the working directory, while
+    :func:`load_config` resolves relative paths against the YAML file's folder; a saved config
+    (next to every checkpoint, read again on resume) therefore stores absolute paths.
+    """
+    cfg = config.model_copy(deep=True)
+    cfg.data.roots = {t: Path(p).absolute() for t, p in cfg.data.roots.items()}
+    if cfg.init != "scratch" and Path(cfg.init).exists():
+        cfg.init = str(Path(cfg.init).absolute())
+    return cfg
+
+
 def save_config(config: TrainConfig, path: str | Path) -> Path:
-    """Write ``config`` as YAML, atomically (overwrites)."""
+    """Write ``config`` as YAML (paths made absolute, :func:`with_absolute_paths`), atomically."""
     path = Path(path)
     with atomic_path(path, overwrite=True) as tmp:
-        tmp.write_text(config.to_yaml())
+        tmp.write_text(with_absolute_paths(config).to_yaml())
     return path
 
 

@@ -41,7 +41,7 @@ from .checkpointing import (
     save_model,
     save_train_state,
 )
-from .config import TrainConfig, load_config, save_config
+from .config import TrainConfig, load_config, save_config, with_absolute_paths
 from .logging import Progress, TrainLogger
 from .losses import StagedL1, match_size
 from .sampling import TaskStream, derive_seed, seeded_item
@@ -170,7 +170,7 @@ def _lr(opt: torch.optim.Optimizer) -> float:
 def _check_resume_config(saved: TrainConfig, new: TrainConfig) -> None:
     """A resumed run may change its length, logging, device and early stopping, nothing else."""
     free = {"schedule": {"steps"}, "logging": None, "device": None, "early_stopping": None, "amp": None}
-    a, b = saved.to_dict(), new.to_dict()
+    a, b = with_absolute_paths(saved).to_dict(), with_absolute_paths(new).to_dict()
     diffs = []
     for key in a:
         if key in free and free[key] is None:
