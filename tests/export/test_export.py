@@ -335,3 +335,22 @@ def test_export_code_never_imports_training() -> None:
            "bad=[m for m in sys.modules if m.startswith('unifmir.training')]; assert not bad, bad"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
+
+
+@pytest.mark.parametrize("mn,st,h", [(56, 8, 24), (14, 2, 6), (33, 11, 11), (17, 1, 8), (16, 8, 0)])
+def test_tiling_plan_gives_two_overlapping_blocks_per_axis(mn: int, st: int, h: int) -> None:
+    """The gate's plan: bioimageio.core cuts each axis into two blocks, the second one shifted back
+    (every edge kind occurs), with block starts on the step grid."""
+    from bioimageio.core.block_meta import split_shape_into_blocks
+    from bioimageio.spec.model import v0_5
+
+    axis = v0_5.SpaceInputAxis(id=v0_5.AxisId("x"), size=v0_5.ParameterizedSize(min=mn, step=st))
+    descr = SimpleNamespace(inputs=[SimpleNamespace(axes=[v0_5.BatchAxis(), axis])])
+    ns, image = gates.tiling_plan(descr, {"x": h})
+    block = mn + ns["x"] * st
+    assert block < image["x"] and (block - mn) % st == 0
+    ax = v0_5.AxisId("x")
+    n, blocks = split_shape_into_blocks({ax: image["x"]}, {ax: block}, {ax: (h, h)})
+    starts = [b.inner_slice[ax].start for b in blocks]
+    assert n == 2 and starts[0] == 0 and 0 < starts[1] < block - 2 * h
+    assert all((s - h) % st == 0 for s in starts[1:])  # padded block starts stay on the grid

@@ -388,7 +388,7 @@ def export_model(
         results.append(_libtorch_gate(libtorch_state, pkg / "weights_torchscript.pt", bio_in, expected, pct, layout))
         tiled_tol = tiled_tolerance if tiled_tolerance is not None else _tiled_tolerance(spec)
         halo_in = {a: (h // layout.up.get(a, 1)) for a, h in layout.halo.items()}
-        ns, gate_sizes = gates.tiling_plan(descr, halo_in, untiled=("z",) if spec.name == "isotropic" else ())
+        ns, gate_sizes = gates.tiling_plan(descr, halo_in)
         results.append(gates.gate_tiled_vs_whole(
             descr, _tiling_image(spec, layout, gate_sizes, pct, seed), ns=ns, tolerance=tiled_tol))
         gates.raise_on_failure(results)

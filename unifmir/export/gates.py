@@ -133,14 +133,17 @@ def _predict_array(descr: Any, array: np.ndarray, ns: Mapping[str, int] | None, 
     return np.asarray(t.data)
 
 
-def tiling_plan(descr: Any, halo_in: Mapping[str, int], untiled: Sequence[str] = ()) -> tuple[dict[str, int], dict[str, int]]:
+def tiling_plan(descr: Any, halo_in: Mapping[str, int]) -> tuple[dict[str, int], dict[str, int]]:
     """Block parameters and a matching image size for the block-artifact gate.
 
-    Per parameterised input axis: blocks of about ``4 * halo`` (interior ``~2 * halo``) and an image
-    about 1.5 blocks' interiors larger, so each axis holds 2-3 blocks (the gate stays cheap but
-    every block boundary kind occurs). Axes in ``untiled`` get one block covering the image.
-    Returns ``(ns per axis id, image size per axis id)``; bioimageio.core turns ``ns=0`` into 10,
-    so every ``ns`` is >= 1.
+    Per parameterised input axis (halo ``h``, step ``st``): blocks of at least ``4h + 2st`` and an
+    image one step longer, so bioimageio.core (inner size = block - 2h, starts at multiples of
+    it, the last one moved back to end at the image border) cuts each axis into exactly two
+    blocks, and the second one starts *before* the first one ends: every kind of block edge
+    occurs (image border padded by the halo, a seam with real halo on both sides, a shifted last
+    block) at the smallest cost. Steps keep block starts on the network's grid (window, lenslets,
+    isotropic z). Returns ``(ns per axis id, image size per axis id)``; bioimageio.core turns
+    ``ns=0`` into 10, so every ``ns`` is >= 1.
     """
     ns: dict[str, int] = {}
     image: dict[str, int] = {}
@@ -150,20 +153,9 @@ def tiling_plan(descr: Any, halo_in: Mapping[str, int], untiled: Sequence[str] =
             continue
         aid, mn, st = str(a.id), int(size.min), int(size.step)
         h = int(halo_in.get(aid, 0))
-        if aid in untiled:
-            # bioimageio.core refuses blocks larger than the image and crops the halo from every
-            # block: the image is exactly one block long and is covered by the few blocks that
-            # the halo makes necessary along this axis
-            n = 1 + math.ceil(2 * h / st)
-            ns[aid] = n
-            image[aid] = mn + n * st
-            continue
-        n = max(1, math.ceil((4 * h - mn) / st)) if h else 1
-        block = mn + n * st
-        interior = max(st, block - 2 * h)
-        extra = max(1, math.ceil(interior / 2 / st))
+        n = max(1, math.ceil((4 * h + 2 * st - mn) / st))
         ns[aid] = n
-        image[aid] = block + extra * st
+        image[aid] = mn + n * st + st
     return ns, image
 
 
