@@ -51,8 +51,9 @@ def test_folder_and_zip_hold_the_same_bundle(rid: str, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("rid", sorted(RECIPES))
-def test_bioimageio_test_and_libtorch(rid: str, tmp_path: Path) -> None:
-    """`bioimageio test` (shell) passes, and libtorch 2.0.0 reproduces the test output."""
+def test_bioimageio_test_predict_and_libtorch(rid: str, tmp_path: Path) -> None:
+    """`bioimageio test` and `bioimageio predict` (shell) work, and libtorch 2.0.0 reproduces the
+    test output."""
     bundle = ZOO / f"{rid}.zip"
     res = subprocess.run(
         [BIOIMAGEIO, "test", str(bundle), "--devices", "cpu", "--summary", str(tmp_path / "s.md")],
@@ -60,6 +61,19 @@ def test_bioimageio_test_and_libtorch(rid: str, tmp_path: Path) -> None:
     )
     summary = (tmp_path / "s.md").read_text() if (tmp_path / "s.md").exists() else ""
     assert res.returncode == 0 and "| status          | passed" in summary, res.stdout[-3000:] + res.stderr[-3000:]
+
+    # `bioimageio predict` on the bundle's sample tensor gives the sample output's shape
+    import tifffile
+
+    res = subprocess.run(
+        [BIOIMAGEIO, "predict", str(bundle), "--inputs", str(ZOO / rid / "sample_input.tif"),
+         "--outputs", str(tmp_path / "out" / "{sample_id}_{output_id}.tif")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=1200,
+    )
+    outs = list((tmp_path / "out").glob("*.tif"))
+    assert res.returncode == 0 and len(outs) == 1, res.stdout[-3000:] + res.stderr[-3000:]
+    got, ref = tifffile.imread(outs[0]), tifffile.imread(ZOO / rid / "sample_output.tif")
+    assert np.squeeze(got).shape == np.squeeze(ref).shape
 
     from bioimageio.core import create_prediction_pipeline, load_model_description
     from bioimageio.core.digest_spec import get_test_inputs, get_test_outputs

@@ -204,8 +204,35 @@ def build_model(recipe: Recipe, pretrained: Path | None, opts: BuildOptions, ste
         "gates": {g.name: g.ok for g in report.gates}, "weights": report.weight_formats,
         "train_seconds": train_s, "export_seconds": export_s, "steps": cfg.schedule.steps,
         "recipe": recipe.record(),
+        "zip_sha256": _file_sha256(zip_path),
     }
     return steps.put(key, record)
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def current_records(work: Path) -> list[dict[str, Any]]:
+    """Per recipe id, the step record of the bundle now on disk.
+
+    A recipe edit leaves the old record behind (its digest differs), so several records may name
+    the same zip: a record whose ``zip_sha256`` does not match the file is dropped, and of the
+    rest (older records have no hash) the most recently written wins.
+    """
+    paths = sorted((work / "steps").glob("model-*.json"), key=lambda p: p.stat().st_mtime)
+    chosen: dict[str, dict[str, Any]] = {}
+    for p in paths:
+        r = json.loads(p.read_text())
+        z = Path(r["zip"])
+        if not z.is_file() or ("zip_sha256" in r and r["zip_sha256"] != _file_sha256(z)):
+            continue
+        chosen[r["id"]] = r
+    return list(chosen.values())
 
 
 def write_suite_readme(records: Iterable[dict[str, Any]], out: Path) -> Path:
@@ -239,9 +266,14 @@ def write_suite_readme(records: Iterable[dict[str, Any]], out: Path) -> Path:
     lines += ["", "n test images / fine-tuning steps per model: "
               + ", ".join(f"{r['id']} {r['n_test']} / {r['steps']}" for r in rows), ""]
     try:
-        missing = sorted(set(load_recipes()) - {r["id"] for r in rows})
+        recipes = load_recipes()
     except Exception:  # the table must still be written when recipes cannot be read
-        missing = []
+        recipes = {}
+    missing = sorted(set(recipes) - {r["id"] for r in rows})
+    notes = [f"- **{r['id']}**: {' '.join(recipes[r['id']].notes.split())}" for r in rows
+             if r["id"] in recipes and recipes[r["id"]].notes]
+    if notes:
+        lines += ["Notes:", "", *notes, ""]
     if missing:
         lines += [f"Not built yet: {', '.join(missing)} (run `unifmir zoo build {' '.join(missing)}`).", ""]
     path = Path(out) / "README.md"
@@ -270,8 +302,5 @@ def _build_suite(names: Iterable[str] | None, opts: BuildOptions) -> list[dict[s
     pretrained = pretrain(load_suite(opts.packaging), opts, steps) if needs_suite else None
     records = [build_model(recipes[n], pretrained, opts, steps) for n in wanted]
     # the table covers every bundle built so far, not only this call's
-    all_records = {r["id"]: r for r in (json.loads(p.read_text()) for p in (opts.work / "steps").glob("model-*.json"))}
-    all_records.update({r["id"]: r for r in records})
-    present = [r for r in all_records.values() if Path(r["zip"]).is_file()]
-    write_suite_readme(present, opts.out)
+    write_suite_readme(current_records(opts.work), opts.out)
     return records

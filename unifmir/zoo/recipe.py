@@ -84,6 +84,8 @@ class Recipe(_Strict):
     finetune: TrainRecipe = Field(default_factory=TrainRecipe)
     metadata: Metadata
     export: dict[str, Any] = Field(default_factory=dict)
+    notes: str = ""
+    """Shown under the suite table (e.g. why the model does not beat its baseline)."""
 
     @field_validator("model")
     @classmethod
@@ -97,12 +99,13 @@ class Recipe(_Strict):
     def record(self, *fields: str) -> dict[str, Any]:
         """JSON dump (of ``fields``, default all) for digests and step records.
 
-        An empty ``model`` is left out, so recipes without overrides keep the digests (and cached
-        builds) they had before the field existed.
+        An empty ``model`` and ``notes`` are left out, so recipes keep the digests (and cached
+        builds) they had before these fields existed.
         """
         d = self.model_dump(mode="json", include=set(fields) if fields else None)
         if not d.get("model"):
             d.pop("model", None)
+        d.pop("notes", None)  # suite-table text only: never a reason to rebuild a bundle
         return d
 
     @field_validator("task")
