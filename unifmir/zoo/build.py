@@ -263,8 +263,13 @@ def write_suite_readme(records: Iterable[dict[str, Any]], out: Path) -> Path:
             f"{r['psnr']:.2f} / {bp} | {r['ssim']:.3f} / {bs} | {r['baseline'] or '-'} | "
             f"{'yes' if beats else '**no**'} | {gate_txt} |"
         )
-    lines += ["", "n test images / fine-tuning steps per model: "
-              + ", ".join(f"{r['id']} {r['n_test']} / {r['steps']}" for r in rows), ""]
+    def _budget(r: dict[str, Any]) -> str:
+        planned = (r.get("recipe") or {}).get("finetune", {}).get("steps")
+        return f" (recipe: {planned})" if planned and planned != r["steps"] else ""
+
+    lines += ["", "n test images / fine-tuning steps per model (where a build scaled the recipe's "
+              "budget with `--step-scale`, the recipe's own budget in brackets): "
+              + ", ".join(f"{r['id']} {r['n_test']} / {r['steps']}{_budget(r)}" for r in rows), ""]
     try:
         recipes = load_recipes()
     except Exception:  # the table must still be written when recipes cannot be read
