@@ -20,6 +20,8 @@ from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from .unet import UNETA_STEM, UNETA_WIDTHS
+
 __all__ = ["ModelConfig", "PRESETS", "resolve_config"]
 
 
@@ -51,9 +53,9 @@ class ModelConfig(BaseModel):
     upscale: int | None = None
     projection_variant: Literal["released", "unimodel"] = "released"
     attention: Literal["sdpa", "matmul"] = "sdpa"
-    unet_stem: int = 128
+    unet_stem: int = UNETA_STEM
     """UNetA (volumetric stage 1) stem width: 4 PixelShuffle stages halve it down to ``stem/16``."""
-    unet_widths: tuple[int, ...] = (64, 128, 256, 512, 512, 512)
+    unet_widths: tuple[int, ...] = UNETA_WIDTHS
     """UNetA widths: the input conv, then the encoder levels (reference: 64; 128-256-512-512-512).
     The reference hard-codes these (19 M parameters); narrower values make a compact network whose
     UNetA cannot load the official weights (used by the suite's volumetric bundle, ~20 MB limit)."""

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from .enlcn import ENLCN
 from .swin import SwinBackbone, _init_weights, pad_to_multiple
-from .unet import UNetA
+from .unet import UNETA_STEM, UNETA_WIDTHS, UNetA
 
 __all__ = ["SwinIRNet", "ProjectionNet", "VolumetricNet", "make_upsampler", "PROJECTION_VARIANTS"]
 
@@ -208,8 +208,8 @@ class VolumetricNet(SwinBackbone):
         qkv_bias: bool = True,
         drop_path_rate: float = 0.1,
         attention: str = "sdpa",
-        unet_stem: int = 128,
-        unet_widths: Sequence[int] = (64, 128, 256, 512, 512, 512),
+        unet_stem: int = UNETA_STEM,
+        unet_widths: Sequence[int] = UNETA_WIDTHS,
         task: Optional[str] = None,
     ) -> None:
         super().__init__()

@@ -19,10 +19,14 @@ from typing import List, Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["UNetA", "resize_bilinear", "UNETA_PYRAMID", "UNETA_UPSCALE"]
+__all__ = ["UNetA", "resize_bilinear", "UNETA_PYRAMID", "UNETA_STEM", "UNETA_WIDTHS", "UNETA_UPSCALE"]
 
 UNETA_PYRAMID: List[int] = [128, 256, 512, 512, 512]
 """Encoder widths (hard-coded in the reference)."""
+UNETA_STEM: int = 128
+"""Stem width (hard-coded in the reference)."""
+UNETA_WIDTHS: tuple = (64, *UNETA_PYRAMID)
+"""Input-conv width, then the encoder levels (the reference's; ``ModelConfig.unet_widths`` default)."""
 UNETA_UPSCALE: int = 11
 """Output size factor (11 x 11 lenslets)."""
 
@@ -46,8 +50,8 @@ class UNetA(nn.Module):
         self,
         num_in_ch: int = 121,
         n_slices: int = 61,
-        stem: int = 128,
-        widths: Sequence[int] = (64, *UNETA_PYRAMID),
+        stem: int = UNETA_STEM,
+        widths: Sequence[int] = UNETA_WIDTHS,
     ) -> None:
         super().__init__()
         self.upscale = UNETA_UPSCALE

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from .enlcn import ENLCN
 from .single import make_upsampler
 from .swin import SwinBackbone, _init_weights
-from .unet import UNetA
+from .unet import UNETA_STEM, UNETA_WIDTHS, UNetA
 
 __all__ = ["UniFMIR", "UNIFMIR_TASK_INDEX"]
 
@@ -71,8 +71,8 @@ class UniFMIR(SwinBackbone):
         vol_in_chans: int = 121,
         vol_out_chans: int = 61,
         attention: str = "sdpa",
-        unet_stem: int = 128,
-        unet_widths: Sequence[int] = (64, 128, 256, 512, 512, 512),
+        unet_stem: int = UNETA_STEM,
+        unet_widths: Sequence[int] = UNETA_WIDTHS,
         task_index: Optional[Dict[str, int]] = None,
     ) -> None:
         super().__init__()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from unifmir._atomic import atomic_path
+from unifmir.zoo.fetch import sha256sum
 from unifmir.tasks import get_task
 from unifmir.zoo.citations import cite_entries
 from unifmir.zoo.recipe import DataRecipe, Recipe, SuiteConfig, load_recipes, load_suite
@@ -204,17 +205,9 @@ def build_model(recipe: Recipe, pretrained: Path | None, opts: BuildOptions, ste
         "gates": {g.name: g.ok for g in report.gates}, "weights": report.weight_formats,
         "train_seconds": train_s, "export_seconds": export_s, "steps": cfg.schedule.steps,
         "recipe": recipe.record(),
-        "zip_sha256": _file_sha256(zip_path),
+        "zip_sha256": sha256sum(zip_path),
     }
     return steps.put(key, record)
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def current_records(work: Path) -> list[dict[str, Any]]:
@@ -229,7 +222,7 @@ def current_records(work: Path) -> list[dict[str, Any]]:
     for p in paths:
         r = json.loads(p.read_text())
         z = Path(r["zip"])
-        if not z.is_file() or ("zip_sha256" in r and r["zip_sha256"] != _file_sha256(z)):
+        if not z.is_file() or ("zip_sha256" in r and r["zip_sha256"] != sha256sum(z)):
             continue
         chosen[r["id"]] = r
     return list(chosen.values())
