@@ -109,13 +109,12 @@ def gate_test_model(source: Path | Any, weight_formats: Iterable[str]) -> list[G
 # tiled vs whole image
 
 
-def _predict_array(descr: Any, array: np.ndarray, ns: Mapping[str, int] | None, weight_format: str) -> np.ndarray:
-    from bioimageio.core import Tensor, create_prediction_pipeline
+def _predict_array(descr: Any, pp: Any, array: np.ndarray, ns: Mapping[str, int] | None) -> np.ndarray:
+    from bioimageio.core import Tensor
     from bioimageio.core.digest_spec import create_sample_for_model
 
     inp = descr.inputs[0]
     dims = tuple(str(a.id) for a in inp.axes)
-    pp = create_prediction_pipeline(descr, devices=["cpu"], weight_format=weight_format)
     sample = create_sample_for_model(descr, inputs={inp.id: Tensor(array, dims=dims)}, sample_id="gate")
     # Normalise the unpadded image first, for both paths. bioimageio.core 0.11's whole-image path
     # pads the sample by the halo *before* its samplewise preprocessing, so its percentiles
@@ -184,8 +183,11 @@ def gate_tiled_vs_whole(
                 smaller.append(f"{a.id}: block {block} < image {sizes[str(a.id)]}")
     if not smaller:
         return GateResult("tiled_vs_whole", False, f"image {sizes} is not larger than one block; use a larger test image")
-    whole = _predict_array(descr, array, None, weight_format)
-    tiled = _predict_array(descr, array, ns, weight_format)
+    from bioimageio.core import create_prediction_pipeline
+
+    pp = create_prediction_pipeline(descr, devices=["cpu"], weight_format=weight_format)
+    whole = _predict_array(descr, pp, array, None)
+    tiled = _predict_array(descr, pp, array, ns)
     if whole.shape != tiled.shape:
         return GateResult("tiled_vs_whole", False, f"shapes differ: whole {whole.shape}, tiled {tiled.shape}")
     rng = float(np.nanmax(whole) - np.nanmin(whole)) or 1.0
