@@ -8,7 +8,6 @@ checks share that bundle. Export timings are printed (``-s``) for the README ben
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -21,14 +20,14 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from bundle_checks import assert_libtorch_reproduces_test_output, assert_shell_test_passes, shell_predict
 
 from unifmir.export import describe as D
 from unifmir.export import gates, tensors, weights
 from unifmir.export.bundle import ExportReport, export_model
 from unifmir.export.gates import GateError, GateResult
-from unifmir.tasks import TASK_NAMES, get_task
+from unifmir.tasks import TASK_NAMES
 
-BIOIMAGEIO = shutil.which("bioimageio") or str(Path(sys.executable).with_name("bioimageio"))
 
 
 def _small(task: str) -> torch.nn.Module:
@@ -58,10 +57,6 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return get
 
 
-def _run(cmd: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-
-
 # --------------------------------------------------------------------------------------------
 # end to end, per task
 
@@ -89,41 +84,21 @@ def test_export_end_to_end(task: str, exported: Any, tmp_path: Path) -> None:
     assert "github_user" not in rdf
     assert "# Validation" in readme and "10.1038/s41592-024-02244-3" in rdf
 
-    # `bioimageio test` from the shell
-    res = _run([BIOIMAGEIO, "test", str(rep.path), "--devices", "cpu", "--summary", str(tmp_path / "s.md")], tmp_path)
-    summary = (tmp_path / "s.md").read_text() if (tmp_path / "s.md").exists() else ""
-    assert res.returncode == 0 and "| status          | passed" in summary, res.stdout[-3000:] + res.stderr[-3000:]
+    assert_shell_test_passes(rep.path, tmp_path)
 
     # `bioimageio predict` on a TIFF (user axes, fresh image) gives the right shape
     layout = rep.layout
     shape = tensors.default_test_shape(layout)
     img = tensors.synthetic_input(task, shape, seed=7)
     tensors.write_sample_tiff(tmp_path / "in.tif", layout, img)
-    res = _run([BIOIMAGEIO, "predict", str(rep.path), "--inputs", str(tmp_path / "in.tif"),
-                "--outputs", str(tmp_path / "out" / "{sample_id}_{output_id}.tif")], tmp_path)
-    outs = list((tmp_path / "out").glob("*.tif"))
-    assert res.returncode == 0 and outs, res.stdout[-3000:] + res.stderr[-3000:]
-    import tifffile
-
-    got = np.squeeze(tifffile.imread(outs[0]))
+    got = shell_predict(rep.path, tmp_path / "in.tif", tmp_path)
     in_sizes = dict(zip(layout.user_in_axes.lower(), shape))
-    expect = tuple(layout.out_size(a, in_sizes) for a in layout.user_out_axes.lower())
-    assert got.shape == expect
+    assert got.shape == tuple(layout.out_size(a, in_sizes) for a in layout.user_out_axes.lower())
 
     # the TorchScript file loads and reproduces the test output in libtorch 2.0.0 (deepImageJ)
-    from unifmir.export.libtorch_check import check_torchscript, ensure_libtorch
-
-    ensure_libtorch()
     with zipfile.ZipFile(rep.path) as z:
         z.extractall(tmp_path / "bundle")
-    x = np.load(tmp_path / "bundle" / "test_input.npy")
-    y = np.load(tmp_path / "bundle" / "test_output.npy")
-    spec = get_task(task)
-    if spec.normalization == "percentile":  # the TorchScript file sees the preprocessed input
-        lo, hi = np.quantile(x.astype(np.float64), [spec.percentiles[0] / 100, spec.percentiles[1] / 100])
-        x = ((x - lo) / (hi - lo + 1e-6)).astype(np.float32)
-    res = check_torchscript(tmp_path / "bundle" / "weights_torchscript.pt", [x], [y], atol=1.5e-4, rtol=1e-4)
-    assert res.ok, f"{task}: {res.message}"
+    assert_libtorch_reproduces_test_output(tmp_path / "bundle")
 
 
 @pytest.mark.slow
@@ -192,9 +167,7 @@ def test_official_full_size_checkpoint(name: str, task: str, reference_dir: Path
     t0 = time.perf_counter()
     assert main(args) == 0
     print(f"\nexport {task} (full, official {name}): {time.perf_counter() - t0:.1f} s")
-    res = _run([BIOIMAGEIO, "test", str(out), "--devices", "cpu", "--summary", str(tmp_path / "s.md")], tmp_path)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    assert "| status          | passed" in (tmp_path / "s.md").read_text()
+    assert_shell_test_passes(out, tmp_path)
 
 
 # --------------------------------------------------------------------------------------------

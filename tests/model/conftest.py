@@ -8,11 +8,12 @@ import pytest
 import torch
 
 
-@pytest.fixture(params=["1-thread", "default-threads"])
+@pytest.fixture(params=["1-thread", "several-threads"])
 def threads(request: pytest.FixtureRequest) -> Iterator[int]:
-    """Run a test once with ``torch.set_num_threads(1)`` and once with the default thread count."""
+    """Run a test once with ``torch.set_num_threads(1)`` and once with several threads (the default
+    count, at least 2: a parallel test worker's default may be 1)."""
     before = torch.get_num_threads()
-    n = 1 if request.param == "1-thread" else before
+    n = 1 if request.param == "1-thread" else max(2, before)
     torch.set_num_threads(n)
     try:
         yield n

@@ -8,21 +8,19 @@ validating with the pinned bioimageio.core fails here.
 from __future__ import annotations
 
 import filecmp
-import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
+from bundle_checks import assert_libtorch_reproduces_test_output, assert_shell_test_passes, shell_predict
 
 from unifmir.zoo.recipe import load_recipes
 
 ROOT = Path(__file__).resolve().parents[2]
 ZOO = ROOT / "zoo_models"
 RECIPES = load_recipes()
-BIOIMAGEIO = shutil.which("bioimageio") or str(Path(sys.executable).with_name("bioimageio"))
 SIZE_LIMIT_MB = 20.0
 
 
@@ -55,40 +53,8 @@ def test_bioimageio_test_predict_and_libtorch(rid: str, tmp_path: Path) -> None:
     """`bioimageio test` and `bioimageio predict` (shell) work, and libtorch 2.0.0 reproduces the
     test output."""
     bundle = ZOO / f"{rid}.zip"
-    res = subprocess.run(
-        [BIOIMAGEIO, "test", str(bundle), "--devices", "cpu", "--summary", str(tmp_path / "s.md")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=1200,
-    )
-    summary = (tmp_path / "s.md").read_text() if (tmp_path / "s.md").exists() else ""
-    assert res.returncode == 0 and "| status          | passed" in summary, res.stdout[-3000:] + res.stderr[-3000:]
-
+    assert_shell_test_passes(bundle, tmp_path)
     # `bioimageio predict` on the bundle's sample tensor gives the sample output's shape
-    import tifffile
-
-    res = subprocess.run(
-        [BIOIMAGEIO, "predict", str(bundle), "--inputs", str(ZOO / rid / "sample_input.tif"),
-         "--outputs", str(tmp_path / "out" / "{sample_id}_{output_id}.tif")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=1200,
-    )
-    outs = list((tmp_path / "out").glob("*.tif"))
-    assert res.returncode == 0 and len(outs) == 1, res.stdout[-3000:] + res.stderr[-3000:]
-    got, ref = tifffile.imread(outs[0]), tifffile.imread(ZOO / rid / "sample_output.tif")
-    assert np.squeeze(got).shape == np.squeeze(ref).shape
-
-    from bioimageio.core import create_prediction_pipeline, load_model_description
-    from bioimageio.core.digest_spec import get_test_inputs, get_test_outputs
-
-    from unifmir.export.libtorch_check import check_torchscript, ensure_libtorch
-
-    ensure_libtorch()
-    descr = load_model_description(ZOO / rid / "rdf.yaml")
-    post = {p.id for p in descr.outputs[0].postprocessing}
-    assert post <= {"ensure_dtype"}, f"the check below assumes no postprocessing beyond ensure_dtype, got {post}"
-    # the TorchScript file sees the input after the bundle's own preprocessing
-    pp = create_prediction_pipeline(descr, devices=["cpu"], weight_format="torchscript")
-    sample = get_test_inputs(descr)
-    pp.apply_preprocessing(sample)
-    x = np.asarray(sample.members[descr.inputs[0].id].data, dtype=np.float32)
-    y = np.asarray(get_test_outputs(descr).members[descr.outputs[0].id].data, dtype=np.float32)
-    out = check_torchscript(ZOO / rid / "weights_torchscript.pt", [x], [y], atol=1.5e-4, rtol=1e-4)
-    assert out.ok, f"{rid}: {out.message}"
+    got = shell_predict(bundle, ZOO / rid / "sample_input.tif", tmp_path)
+    assert got.shape == np.squeeze(tifffile.imread(ZOO / rid / "sample_output.tif")).shape
+    assert_libtorch_reproduces_test_output(ZOO / rid)
