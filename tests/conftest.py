@@ -9,7 +9,7 @@ Scheduling (``pytest_xdist_make_scheduler``): the tests of one module run in the
 module fixtures are built once, except the long end-to-end tests listed in ``SPREAD``, which are
 handed out on their own. xdist's own ``--dist loadgroup`` cannot do this here: it renames the
 collected items' ``_nodeid``, which pytest 9.2 no longer reads (items keep their plain id and no
-group forms), so the rule lives in a small ``LoadScopeScheduling`` subclass that maps node ids to
+group forms; pytest-dev/pytest-xdist#1386), so the rule lives in a small ``LoadScopeScheduling`` subclass that maps node ids to
 work units. Slow tests are collected first so that a long one does not end up alone at the tail.
 """
 
