@@ -2,7 +2,7 @@
 round trip against `unifmir.predict`), plus the pieces (size rules, percentiles, architecture file).
 
 Each task is exported once per session (small preset, seeded random weights); the end-to-end
-checks share that bundle. Export timings are printed (``-s``) for the README benchmark.
+checks share that bundle. Export timings are printed (``-s -n 0``) for the README benchmark.
 """
 
 from __future__ import annotations
