@@ -107,7 +107,12 @@ def main(argv: list[str] | None = None) -> int:
                         p = subprocess.run([sys.executable, __file__, "--child", json.dumps(cfg)], env=env,
                                            capture_output=True, text=True, timeout=args.timeout)
                         line = [l for l in p.stdout.splitlines() if l.startswith("RESULT ")]
-                        res = json.loads(line[-1][7:]) if line else {"error": p.stderr.strip().splitlines()[-1:]}
+                        if line:
+                            res = json.loads(line[-1][7:])
+                        elif p.returncode < 0:  # SIGKILL here is usually the out-of-memory killer
+                            res = {"error": f"killed by signal {-p.returncode} (out of memory?)"}
+                        else:
+                            res = {"error": " ".join(p.stderr.strip().splitlines()[-1:]) or f"exit {p.returncode}"}
                     except subprocess.TimeoutExpired:
                         res = {"skipped": f"timeout after {args.timeout:.0f} s"}
                     row = {**cfg, **res, "wall_s": time.time() - t0}
