@@ -9,8 +9,8 @@ Scheduling (``pytest_xdist_make_scheduler``): the tests of one module run in the
 module fixtures are built once, except the long end-to-end tests listed in ``SPREAD``, which are
 handed out on their own. xdist's own ``--dist loadgroup`` cannot do this here: it renames the
 collected items' ``_nodeid``, which pytest 9.2 no longer reads (items keep their plain id and no
-group forms; pytest-dev/pytest-xdist#1386), so the rule lives in a small ``LoadScopeScheduling`` subclass that maps node ids to
-work units. Slow tests are collected first so that a long one does not end up alone at the tail.
+group forms; pytest-dev/pytest-xdist#1386), so the rule lives in a small ``LoadScopeScheduling``
+subclass that maps node ids to work units. Slow tests are collected first so that a long one does not end up alone at the tail.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import pytest
 FIXTURES = Path(__file__).parent / "fixtures"
 REFERENCE = FIXTURES / "unifmir-reference"
 sys.path.insert(0, str(FIXTURES))  # makes `import compact` work in every test module
-sys.path.insert(0, str(Path(__file__).parent))  # and `import bundle_checks`
+# (`import bundle_checks` works because pytest puts this conftest's folder, tests/, on sys.path)
 
 # long tests spread over the workers: "test" = one work unit per test, "param" = one unit per
 # parameter id shared by the listed functions of the module (the export tests of one task share

@@ -29,7 +29,6 @@ from unifmir.export.gates import GateError, GateResult
 from unifmir.tasks import TASK_NAMES
 
 
-
 def _small(task: str) -> torch.nn.Module:
     from unifmir.model.factory import build_model
 

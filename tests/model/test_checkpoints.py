@@ -129,9 +129,6 @@ def unimodel_sd() -> "collections.OrderedDict[str, torch.Tensor]":
     return _reference_state_dict("unimodel_small")
 
 
-_SEVERAL_THREADS = max(2, torch.get_num_threads())  # a parallel test worker's default may be 1
-
-
 @pytest.fixture(autouse=True)
 def _one_thread() -> Iterator[None]:
     """Run on one thread unless a test asks for ``threads`` (CPU cores are shared on CI machines)."""
@@ -141,13 +138,6 @@ def _one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-@pytest.fixture(params=[1, 0], ids=["threads1", "several_threads"])
-def threads(request: pytest.FixtureRequest, _one_thread: None) -> int:
-    """1 thread (the reference's bit-exact setting) or several (torch's default count, at least 2)."""
-    torch.set_num_threads(request.param or _SEVERAL_THREADS)
-    return torch.get_num_threads()
 
 
 # ---------------------------------------------------------------------------------------------
