@@ -23,7 +23,9 @@ def register(subparsers: Any) -> None:
         "model bundle (spec 0.5). Every gate (bioimageio.core test_model per weight format, tiled vs "
         "whole image, deepImageJ and ilastik constraints) runs before anything is written.",
     )
-    p.add_argument("--model", required=True, help="checkpoint file (unifmir or official format)")
+    p.add_argument("--model", required=True,
+                   help="checkpoint file (unifmir or official format), or a bundle written by `unifmir export` "
+                   "(BUNDLE.zip, its folder or its rdf.yaml)")
     p.add_argument("--task", choices=TASK_NAMES, default=None, help="task (default: the checkpoint's)")
     p.add_argument("--out", required=True, help="bundle path NAME.zip (or a folder with --folder)")
     p.add_argument("--folder", action="store_true", help="write an unpacked folder instead of a zip")
@@ -54,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from unifmir.export.gates import GateError
 
     model = Path(args.model)
-    if not model.is_file():
+    if not model.exists():  # a file, or a bundle folder
         raise CliError(f"--model {model}: no such checkpoint file")
     out = Path(args.out)
     if out.exists() and not args.force:

@@ -161,7 +161,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--task", choices=TASK_NAMES, help="task to train")
     p.add_argument("--data", type=Path, help="dataset folder (unifmir synth layout: train/, test/, [val/])")
     p.add_argument("--from", dest="init", metavar="CKPT_OR_OFFICIAL|scratch",
-                   help="initial weights: our checkpoint, any official UniFMIR checkpoint, or 'scratch'")
+                   help="initial weights: our checkpoint, any official UniFMIR checkpoint, a bundle written by "
+                   "`unifmir export` (BUNDLE.zip, its folder or its rdf.yaml), or 'scratch'")
     p.add_argument("--freeze-body", action="store_true", help="train only the task head and tail")
     p.add_argument("--upscale", type=int, help="new SR scale (e.g. 1 for DeepBacs-style SR): a fresh upsampler")
     p.add_argument("--in-chans", type=int, help="new input channel count: a fresh head")

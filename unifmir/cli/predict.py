@@ -22,7 +22,9 @@ def register(subparsers: Any) -> None:
         "normalised as in training, predicted tile by tile (exact: tiles carry a halo of the measured "
         "receptive field) and written as OME-TIFF with axes and pixel sizes to OUTPUT/<name>.ome.tif.",
     )
-    p.add_argument("--model", required=True, help="checkpoint file (unifmir or official UniFMIR)")
+    p.add_argument("--model", required=True,
+                   help="checkpoint file (unifmir or official UniFMIR), or a bioimage.io bundle written by "
+                   "`unifmir export` (BUNDLE.zip, its folder or its rdf.yaml)")
     p.add_argument("--task", choices=TASK_NAMES, default=None, help="task (default: the checkpoint's)")
     p.add_argument("--input", nargs="+", required=True, metavar="IMAGE", help="input images (.tif/.ome.tif/.npy)")
     p.add_argument("--output", required=True, metavar="DIR", help="output folder (created if missing)")
@@ -42,6 +44,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--z-factor", type=int, default=None, help="isotropic: axial upsampling factor (default 4)")
     p.add_argument("--z-spacing", type=float, default=None, help="z pixel size (um) to record in the output")
     p.add_argument("--no-normalize", action="store_true", help="feed the images unnormalised")
+    p.add_argument(
+        "--output-units", choices=("input", "normalized"), default="input",
+        help="input (default): the output in the input's intensity range (de-normalised with the input's "
+        "percentiles); normalized: the network's normalised units, exactly what the exported bioimage.io "
+        "bundle (deepImageJ/Fiji, bioimageio predict) gives for the same image",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -76,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"output file(s) exist: {', '.join(existing)}; pass --overwrite to replace them")
     if args.dtype != "float32" and args.dtype != "input":  # pragma: no cover - argparse guards
         raise CliError(f"unknown --dtype {args.dtype}")
+    if args.dtype == "input" and args.output_units == "normalized" and not args.rescale:
+        raise CliError("--dtype input with --output-units normalized would round the normalised values "
+                       "(about 0..1) to a few integers; add --rescale, or use --output-units input")
     try:
         tm = prepare_module(args.model, args.task, z_factor=args.z_factor)
     except (FileNotFoundError, ValueError, TypeError, RuntimeError) as err:
@@ -107,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
                 y = predict(
                     tm, arr, axes=meta.axes, tile=args.tile, overlap=args.overlap, device=args.device,
                     backend=args.backend, normalize=not args.no_normalize, batch_size=args.batch_size,
-                    z_factor=args.z_factor, progress=not args.quiet,
+                    z_factor=args.z_factor, progress=not args.quiet, output_units=args.output_units,
                 )
             except ValueError as err:
                 raise CliError(f"{src}: {err}") from None

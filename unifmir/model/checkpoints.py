@@ -41,7 +41,8 @@ Our own format (:func:`save_checkpoint` / :func:`load_checkpoint`)
 ------------------------------------------------------------------
 A ``torch.save``'d dict ``{'format': 'unifmir-checkpoint', 'version': 1, 'task', 'config',
 'state_dict', 'provenance', 'extra'}`` holding only tensors and JSON-like values, written
-atomically and read with ``weights_only=True``. :func:`load_any` accepts either family.
+atomically and read with ``weights_only=True``. :func:`load_any` accepts either family, and the
+bioimage.io bundles ``unifmir export`` writes (:mod:`unifmir.model.bundles`).
 
 Conversion
 ----------
@@ -905,8 +906,15 @@ def load_any(source: Source, *, task: str | None = None, map_location: Any = "cp
 
     ``task`` selects one task: for a multi-task checkpoint the single-task network is extracted
     (:func:`extract_task`); for a single-task checkpoint it must match (or, for official ``swinir``
-    files, picks among sr / denoise / isotropic).
+    files, picks among sr / denoise / isotropic). A bioimage.io bundle written by ``unifmir
+    export`` (``.zip``, its folder or its ``rdf.yaml``) gives its network
+    (:func:`unifmir.model.bundles.load_bundle`).
     """
+    if isinstance(source, (str, os.PathLike)):
+        from unifmir.model import bundles
+
+        if bundles.is_bundle_path(source):
+            return _finish(bundles.load_bundle(source, task=task, map_location=map_location), map_location)
     obj, path = _load_payload(source, map_location)
     if _is_own(obj):
         return _finish(_model_from_own(obj, path, task), map_location)

@@ -9,7 +9,9 @@ Pipeline for one image (:func:`predict`):
 4. the local SwinIR stage runs tile by tile (:func:`unifmir.predict.tiling.tiled_apply`) with a
    halo of at least its measured receptive field (:mod:`unifmir.predict.receptive`), tiles aligned
    to the window grid, so that the result equals the whole-image prediction (within 1e-4);
-5. ``finish`` merges the outputs; the output is de-normalised with the input's statistics.
+5. ``finish`` merges the outputs; the output is de-normalised with the input's statistics
+   (``output_units="input"``, the default) or returned in the network's normalised units
+   (``output_units="normalized"``: exactly what the exported bioimage.io bundle returns).
 
 Memory model (documented estimate used to pick the tile size automatically): one image of the
 local stage needs about ``4 * (C_in + 20*E + 2*heads*ws^2 + s^2*(4*F + C_out))`` bytes per input
@@ -50,7 +52,12 @@ __all__ = [
     "output_pixel_size",
     "cast_output",
     "MIN_SIDE",
+    "OUTPUT_UNITS",
 ]
+
+OUTPUT_UNITS: tuple[str, ...] = ("input", "normalized")
+"""Units of :func:`predict`'s output: the input's intensity range (de-normalised with the input's
+statistics) or the network's normalised units (what the bioimage.io bundles return)."""
 
 MIN_SIDE = 8
 """Smallest y/x size (network-input pixels) accepted: the Swin window."""
@@ -82,7 +89,7 @@ def load_model(source: Any, task: Optional[str] = None) -> nn.Module:
         return net.eval()
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        if not path.is_file():
+        if not path.exists():  # a file, or a bioimage.io bundle folder
             raise FileNotFoundError(f"model checkpoint {path} does not exist")
         from unifmir.model.checkpoints import load_any
 
@@ -369,12 +376,14 @@ def predict(
     *,
     z_factor: Optional[int] = None,
     progress: bool | Callable[[int], None] = False,
+    output_units: str = "input",
 ) -> np.ndarray:
     """Restore one image with a UniFMIR network; returns a float32 array in the task's output axes.
 
     Args:
         model: a single-task network or :class:`~unifmir.predict.modules.TaskModule`, a
-            multi-task module (with ``task``), or a path to our or an official checkpoint.
+            multi-task module (with ``task``), or a path to our or an official checkpoint or to a
+            bioimage.io bundle written by ``unifmir export`` (``.zip``, folder or ``rdf.yaml``).
         image: numpy array / tensor in the task's input axes (``YX`` or ``ZYX``), or ``axes``.
         task: task name; default ``model.task``.
         axes: axes of ``image`` (may contain extra singleton axes); default the task's.
@@ -384,17 +393,27 @@ def predict(
             makes tiled == whole-image prediction. Smaller values trade exactness for speed.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
         backend: ``"eager"`` or ``"torchscript"`` (same results within 1e-5).
-        normalize: normalise as in training and de-normalise the output with the input's
-            statistics; False feeds ``image`` unchanged and returns the raw network output.
+        normalize: normalise as in training (and, with ``output_units="input"``, de-normalise
+            the output with the input's statistics); False feeds ``image`` unchanged and returns
+            the raw network output.
         batch_size: 2-D images per network call (denoise slices, isotropic XZ/YZ slices).
         z_factor: isotropic axial factor (default the task's, 4).
         progress: True for a tqdm bar over tiles, or a callable receiving step counts.
+        output_units: ``"input"`` (default): the output is de-normalised with the input's
+            statistics, i.e. in the input's intensity range. ``"normalized"``: the network output
+            as is, in the units of the normalised input -- what the exported bioimage.io bundle
+            (deepImageJ, bioimageio.core) returns for the same image, since the bundle's
+            ``scale_range`` applies the same per-image percentile normalisation
+            (linear-interpolated percentiles over the whole image, eps 1e-6) and no
+            post-processing. With ``normalize=False`` both give the raw network output.
 
     Raises:
         ValueError: the image does not suit the task (dimensions, z-slices, light-field size).
     """
     if backend not in ("eager", "torchscript"):
         raise ValueError(f"backend must be 'eager' or 'torchscript', got {backend!r}")
+    if output_units not in OUTPUT_UNITS:
+        raise ValueError(f"output_units must be one of {', '.join(map(repr, OUTPUT_UNITS))}, got {output_units!r}")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available; use device='cpu'")
@@ -450,7 +469,7 @@ def predict(
                 bar.close()
         y = run.finish(ys, x)[0, 0]
     out = y.numpy()
-    if stats is not None:
+    if stats is not None and output_units == "input":
         out = denormalize_output(out, stats)
     return np.ascontiguousarray(out, dtype=np.float32)
 
