@@ -52,7 +52,7 @@ def test_context_window_repeats_edges() -> None:
 
 def test_denoise_views_are_the_5_slice_windows() -> None:
     x = torch.arange(4.0).view(1, 1, 4, 1, 1).expand(1, 1, 4, 8, 8).contiguous()
-    m = DenoiseStack(Shift(5))
+    m = DenoiseStack(Shift(5), context=5)
     v = m.views(x)[0]
     assert v.shape == (4, 5, 8, 8)
     assert v[:, :, 0, 0].tolist() == [[0, 0, 0, 1, 2], [0, 0, 1, 2, 3], [0, 1, 2, 3, 3], [1, 2, 3, 3, 3]]

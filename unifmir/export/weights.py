@@ -6,8 +6,10 @@
 * **TorchScript** is listed first in the rdf so that deepImageJ picks it. We script first and fall
   back to tracing (a scripted ``F.interpolate`` does not load in libtorch 2.0.0); either way the
   file is checked at two input sizes against the eager module.
-* **pytorch_state_dict** comes with an architecture file generated from the package's own sources
-  (:mod:`unifmir.export._bundle_source`), so consumers need only torch.
+* **pytorch_state_dict** comes with an architecture file: the network's own torch-only source,
+  copied from the package (:mod:`unifmir.export._architecture`), so consumers need only torch.
+  Its rdf ``kwargs`` are the network's and the task module's constructor arguments
+  (:func:`architecture_kwargs`).
 * **ONNX**: legacy exporter (``dynamo=False``), opset 17, one file, IR version <= 8 (what
   deepImageJ's ONNX Runtime 1.13 reads), dynamic batch and spatial axes; skipped with a reason
   when the architecture does not export or the result disagrees.
@@ -16,10 +18,9 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
-import json
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -27,41 +28,29 @@ import numpy as np
 import torch
 from torch import nn
 
+import unifmir
+from unifmir.export import _architecture
 from unifmir.export._adapter import BioimageAdapter
-from unifmir.export._bundle_source import render_architecture_file
 from unifmir.export.describe import TensorLayout
-from unifmir.tasks import get_task
+from unifmir.model.factory import single_task_kwargs
+from unifmir.tasks import TaskSpec, get_task
 
 __all__ = [
     "ARCHITECTURE_FILE",
     "ARCHITECTURE_CALLABLE",
-    "WeightFiles",
     "build_export_module",
     "architecture_kwargs",
     "write_torchscript",
     "write_state_dict",
+    "render_architecture",
     "write_architecture",
     "write_onnx",
     "load_architecture_module",
 ]
 
 ARCHITECTURE_FILE = "unifmir_architecture.py"
-ARCHITECTURE_CALLABLE = "UniFMIRBioimage"
+ARCHITECTURE_CALLABLE = _architecture.CALLABLE
 ONNX_OPSET = 17
-
-
-@dataclass
-class WeightFiles:
-    """Paths and facts of the written weights (``onnx`` is None when skipped)."""
-
-    torchscript: Path
-    torchscript_method: str
-    state_dict: Path
-    architecture: Path
-    architecture_kwargs: dict[str, Any]
-    onnx: Path | None = None
-    onnx_skipped: str = ""
-    notes: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------
@@ -69,9 +58,10 @@ class WeightFiles:
 
 
 def _task_module(net: nn.Module, task: str, two_d: bool) -> tuple[nn.Module, str, dict[str, Any]]:
-    """The prediction layer's whole-image task module for ``net``: (module, dotted class, kwargs).
+    """The prediction layer's whole-image task module for ``net``: (module, class name, kwargs).
 
-    The 2D denoise variant (single-slice network) uses the plain 2D image module.
+    ``kwargs`` are its constructor arguments besides ``net``. The 2D denoise variant
+    (single-slice network) uses the plain 2D image module.
     """
     from unifmir.predict import modules as pm
 
@@ -84,77 +74,80 @@ def _task_module(net: nn.Module, task: str, two_d: bool) -> tuple[nn.Module, str
                 f"the 2D denoise variant needs a single-slice network (in_chans 1), this one takes "
                 f"{getattr(net, 'in_chans', '?')} slices; export the 3D stack variant instead"
             )
-        cls = pm.SuperRes2D
-        module = cls(net, spec.name).eval()
+        cls: type[pm.TaskModule] = pm.SuperRes2D
     else:
-        module = pm.build_task_module(net, spec.name)
-        cls = type(module)
-    kwargs: dict[str, Any] = {"task": spec.name}
-    if isinstance(module, pm.IsotropicStack):
-        kwargs["factor"] = int(module.factor)
-    return module, f"predict.modules.{cls.__name__}", kwargs
+        cls = pm.TASK_MODULES[spec.name]
+    kwargs = pm.task_module_kwargs(cls, net, spec)
+    return cls(net, **kwargs).eval(), cls.__name__, kwargs
+
+
+def _adapter_kwargs(spec: TaskSpec, layout: TensorLayout) -> dict[str, bool]:
+    return {"drop_singleton_z": bool(layout.singleton_in), "vcd_normalize": spec.normalization == "vcd"}
 
 
 def build_export_module(net: nn.Module, task: str, layout: TensorLayout, two_d: bool = False) -> nn.Module:
     """The module every weight format holds: ``BioimageAdapter(task_module(net))``, in eval mode."""
     spec = get_task(task)
     inner, _, _ = _task_module(net, spec.name, two_d)
-    m = BioimageAdapter(
-        inner,
-        drop_singleton_z=bool(layout.singleton_in),
-        vcd_normalize=spec.normalization == "vcd" and not getattr(inner, "normalizes", False),
-    )
-    return m.eval()
+    return BioimageAdapter(inner, **_adapter_kwargs(spec, layout)).eval()
+
+
+def _plain(value: Any) -> Any:
+    """YAML-plain copy: tuples become lists (recursively)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def architecture_kwargs(net: nn.Module, task: str, layout: TensorLayout, two_d: bool = False) -> dict[str, Any]:
-    """Keyword arguments of the architecture callable (plain YAML values)."""
+    """Keyword arguments of the architecture callable (plain YAML values).
+
+    ``network`` / ``network_kwargs``: the network class and its constructor keywords
+    (:func:`unifmir.model.factory.single_task_kwargs` for ``net.config``); ``task_module`` /
+    ``task_module_kwargs``: the whole-image task module and its constructor keywords besides the
+    network; ``drop_singleton_z`` / ``vcd_normalize``: the adapter's.
+    """
     config = getattr(net, "config", None)
     if config is None:
         raise ValueError("the network has no .config (build it with unifmir.build_model or load_any)")
-    cfg = json.loads(config.model_dump_json()) if hasattr(config, "model_dump_json") else dict(config)
     spec = get_task(task)
-    _, wrapper, wrapper_kwargs = _task_module(net, spec.name, two_d)
-    return {
-        "task": spec.name,
-        "config": cfg,
-        "wrapper": wrapper,
-        "wrapper_kwargs": wrapper_kwargs,
-        "drop_singleton_z": bool(layout.singleton_in),
-        "vcd_normalize": spec.normalization == "vcd",
-    }
+    net_cls, net_kwargs = single_task_kwargs(spec.name, config)
+    if type(net) is not net_cls:
+        raise ValueError(
+            f"the network is a {type(net).__name__}, but task {spec.name!r} with its config builds a "
+            f"{net_cls.__name__}; export a network built by unifmir.build_model or load_any"
+        )
+    _, tm_name, tm_kwargs = _task_module(net, spec.name, two_d)
+    return _plain({
+        "network": net_cls.__name__,
+        "network_kwargs": net_kwargs,
+        "task_module": tm_name,
+        "task_module_kwargs": tm_kwargs,
+        **_adapter_kwargs(spec, layout),
+    })
 
 
-_BUILDER = '''
-class UniFMIRBioimage(_mod("export._adapter").BioimageAdapter):
-    """The exported UniFMIR network: bioimage tensors (b, c, [z,] y, x) in and out.
+def render_architecture(kwargs: dict[str, Any]) -> str:
+    """The text of the architecture file for ``kwargs`` (:func:`architecture_kwargs`).
 
-    Keyword arguments are written into the rdf by `unifmir export`; the state_dict keys match.
+    The network class, the task-module class and :class:`UniFMIRBioimage` with what they use,
+    copied from the package sources; identical on every run and machine for the same sources.
     """
-
-    def __init__(self, task, config, wrapper, wrapper_kwargs=None, drop_singleton_z=False, vcd_normalize=False):
-        net = _mod("model.factory").build_model(task, config)
-        mod_name, _, cls_name = wrapper.rpartition(".")
-        inner = getattr(_mod(mod_name), cls_name)(net, **(wrapper_kwargs or {}))
-        vcd = bool(vcd_normalize) and not getattr(inner, "normalizes", False)
-        super().__init__(inner, drop_singleton_z=drop_singleton_z, vcd_normalize=vcd)
-        self.eval()
-'''
+    return _architecture.render([kwargs["network"], kwargs["task_module"], ARCHITECTURE_CALLABLE],
+                                unifmir.__version__)
 
 
 def write_architecture(path: Path, kwargs: dict[str, Any]) -> Path:
-    """Write the self-contained architecture file for ``kwargs['wrapper']``."""
-    wrapper_mod = "unifmir." + kwargs["wrapper"].rpartition(".")[0]
-    roots = ["unifmir.model.factory", "unifmir.export._adapter", wrapper_mod]
-    text = render_architecture_file(roots, _BUILDER)
-    path.write_text(text, encoding="utf-8")
+    """Write the architecture file for ``kwargs`` (the text of :func:`render_architecture`)."""
+    path = Path(path)
+    path.write_bytes(render_architecture(kwargs).encode("utf-8"))
     return path
 
 
 def load_architecture_module(path: Path, kwargs: dict[str, Any]) -> nn.Module:
-    """Instantiate the architecture file's callable (as bioimageio.core would)."""
-    import importlib.util
-
+    """Instantiate the architecture file's callable with ``kwargs`` (as bioimageio.core does)."""
     spec = importlib.util.spec_from_file_location(f"_unifmir_arch_{abs(hash(str(path)))}", path)
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)

@@ -27,11 +27,16 @@ Every module is written as four steps, which is what makes exact tiling possible
 ``forward`` composes them for the whole image (the local stage runs in chunks of ``chunk``
 images along the batch of 2-D inputs; when traced, in one call, so that a traced module works for
 any number of slices). Which class serves a task is data: :data:`TASK_MODULES`.
+
+The classes take every task fact they use as an explicit constructor argument (scale, context
+slices, z factor, depth, lenslets) and import nothing from the rest of the package: they are
+copied verbatim into the architecture file of exported bundles, whose rdf kwargs are exactly
+these arguments. :func:`task_module_kwargs` reads the facts from the :class:`TaskSpec`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple, Type
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
 import torch
 from torch import Tensor, nn
@@ -47,7 +52,9 @@ __all__ = [
     "Projection2D",
     "Volumetric3D",
     "TASK_MODULES",
+    "TASK_FACTS",
     "build_task_module",
+    "task_module_kwargs",
     "z_upsample_linear",
     "context_indices",
     "lightfield_views",
@@ -143,18 +150,17 @@ class TaskModule(nn.Module):
         return self.finish(ys, x)
 
 
-def _crop_call(net: nn.Module, t: Tensor, scale: int) -> Tensor:
-    """Run a SwinIR-type net and crop to ``scale`` x the input (handles ``crop=False`` nets)."""
-    h, w = t.shape[2], t.shape[3]
-    return net(t)[:, :, : h * scale, : w * scale]
-
-
 class SuperRes2D(TaskModule):
-    """``(b, 1, y, x)`` -> ``(b, 1, y*s, x*s)`` with a SwinIR SR network (``s`` = its upscale)."""
+    """``(b, 1, y, x)`` -> ``(b, 1, y*s, x*s)`` with a SwinIR network of upscale ``s = scale``.
 
-    def __init__(self, net: nn.Module, task: str = "sr", chunk: int = 8) -> None:
+    Also serves the single-slice (2D) denoise variant with ``scale=1``.
+    """
+
+    def __init__(self, net: nn.Module, task: str = "sr", chunk: int = 8, *, scale: int) -> None:
         super().__init__(net, task, chunk)
-        self.scale = int(getattr(net, "upscale", get_task(task).scale))
+        self.scale = int(scale)
+        if self.scale != int(getattr(net, "upscale", self.scale)):
+            raise ValueError(f"SuperRes2D: scale {self.scale} differs from the network's upscale {net.upscale}")
         self.local_in_channels = int(getattr(net, "in_chans", 1))
 
     @torch.jit.export
@@ -180,9 +186,11 @@ class DenoiseStack(TaskModule):
     on the slice; slices beyond the stack's ends repeat the edge slice. Slices are batched.
     """
 
-    def __init__(self, net: nn.Module, task: str = "denoise", chunk: int = 8) -> None:
+    def __init__(self, net: nn.Module, task: str = "denoise", chunk: int = 8, *, context: int) -> None:
         super().__init__(net, task, chunk)
-        self.context = int(getattr(net, "in_chans", get_task(task).context_slices))
+        self.context = int(context)
+        if self.context != int(getattr(net, "in_chans", self.context)):
+            raise ValueError(f"DenoiseStack: context {self.context} differs from the network's in_chans {net.in_chans}")
         self.local_in_channels = self.context
 
     @torch.jit.export
@@ -214,10 +222,9 @@ class IsotropicStack(TaskModule):
     ``sqrt(max(a, 0) * max(b, 0))`` (reference).
     """
 
-    def __init__(self, net: nn.Module, task: str = "isotropic", chunk: int = 8, factor: Optional[int] = None) -> None:
+    def __init__(self, net: nn.Module, task: str = "isotropic", chunk: int = 8, *, factor: int) -> None:
         super().__init__(net, task, chunk)
-        f = factor if factor is not None else get_task(task).z_factor
-        self.factor = int(f if f is not None else 1)
+        self.factor = int(factor)
         if self.factor < 1:
             raise ValueError(f"isotropic z factor must be >= 1, got {self.factor}")
         self.local_in_channels = 1
@@ -254,14 +261,14 @@ class Projection2D(TaskModule):
     ``denoise(x2d) + x2d``, cropped to its input size.
     """
 
-    def __init__(self, net: nn.Module, task: str = "projection", chunk: int = 8) -> None:
+    def __init__(self, net: nn.Module, task: str = "projection", chunk: int = 8, *, depth: int) -> None:
         super().__init__(net, task, chunk)
         for attr in ("project", "denoise"):
             if not hasattr(net, attr):
                 raise TypeError(
                     f"Projection2D needs a ProjectionNet with .project and .denoise, got {type(net).__name__}"
                 )
-        self.depth = int(get_task(task).in_depth or 50)
+        self.depth = int(depth)
         self.pad_stage1 = bool(getattr(net, "unimodel", False))
         self.local_in_channels = 1
 
@@ -270,7 +277,7 @@ class Projection2D(TaskModule):
         if x.dim() != 5:
             raise ValueError("Projection2D expects a (batch, 1, z, y, x) tensor")
         if x.shape[2] != self.depth:
-            raise ValueError("Projection2D: the stack must have exactly the network's number of z-slices (50)")
+            raise ValueError("Projection2D: the stack must have exactly " + str(self.depth) + " z-slices")
         return [x[:, 0]]
 
     @torch.jit.export
@@ -300,13 +307,13 @@ class Volumetric3D(TaskModule):
     body and tail at light-field resolution. The output is cropped to ``Y x X``.
     """
 
-    def __init__(self, net: nn.Module, task: str = "volumetric", chunk: int = 8) -> None:
+    def __init__(self, net: nn.Module, task: str = "volumetric", chunk: int = 8, *, lenslets: int) -> None:
         super().__init__(net, task, chunk)
-        for attr in ("conv_first0", "conv_first", "forward_features", "conv_after_body", "conv_last"):
+        for attr in ("conv_first0", "conv_first", "forward_features", "conv_after_body", "conv_last", "out_chans"):
             if not hasattr(net, attr):
                 raise TypeError(f"Volumetric3D needs a VolumetricNet (missing .{attr}), got {type(net).__name__}")
-        self.lenslets = int(get_task(task).lenslets or 11)
-        self.local_in_channels = int(getattr(net, "out_chans", get_task(task).net_out_channels))
+        self.lenslets = int(lenslets)
+        self.local_in_channels = int(net.out_chans)
 
     @torch.jit.export
     def views(self, x: Tensor) -> List[Tensor]:
@@ -314,7 +321,7 @@ class Volumetric3D(TaskModule):
             raise ValueError("Volumetric3D expects a (batch, 1, y, x) light-field tensor")
         n = self.lenslets
         if x.shape[2] % n != 0 or x.shape[3] % n != 0:
-            raise ValueError("Volumetric3D: light-field y and x must be multiples of the lenslet size (11)")
+            raise ValueError("Volumetric3D: light-field y and x must be multiples of the lenslet size (" + str(n) + ")")
         return [lightfield_views(x, n)]
 
     @torch.jit.export
@@ -345,13 +352,39 @@ TASK_MODULES: Dict[str, Type[TaskModule]] = {
 
 assert set(TASK_MODULES) == set(TASKS), "every task needs a module"
 
+TASK_FACTS: Dict[Type[TaskModule], Callable[[nn.Module, TaskSpec], Dict[str, int]]] = {
+    SuperRes2D: lambda net, spec: {"scale": int(getattr(net, "upscale", spec.scale))},
+    DenoiseStack: lambda net, spec: {"context": int(getattr(net, "in_chans", spec.context_slices))},
+    IsotropicStack: lambda net, spec: {"factor": int(spec.z_factor or 1)},
+    Projection2D: lambda net, spec: {"depth": int(spec.in_depth or spec.net_in_channels)},
+    Volumetric3D: lambda net, spec: {"lenslets": int(spec.lenslets or 1)},
+}
+"""Task-module class -> the task facts its constructor takes, read from the network (its own
+upscale / input channels where it has them: ``ModelConfig`` may override the task's) and the
+:class:`TaskSpec`."""
+
+
+def task_module_kwargs(
+    cls: Type[TaskModule], net: nn.Module, task: str | TaskSpec, *, chunk: int = 8, **options: Any
+) -> Dict[str, Any]:
+    """Constructor keywords (all but ``net``) of task module ``cls`` wrapping ``net`` for ``task``.
+
+    ``options`` (not None) override the facts, e.g. ``factor`` for the isotropic task. The result
+    is plain ints/strings: the export writes it into the bundle's rdf.
+    """
+    spec = get_task(task)
+    facts = TASK_FACTS[cls](net, spec)
+    facts.update({k: v for k, v in options.items() if v is not None})
+    return {"task": spec.name, "chunk": int(chunk), **facts}
+
 
 def build_task_module(
     net: nn.Module, task: Optional[str | TaskSpec] = None, *, chunk: int = 8, **options: Any
 ) -> TaskModule:
     """Wrap a single-task network into its task module (eval mode).
 
-    ``task`` defaults to ``net.task``. ``options`` go to the module (isotropic: ``factor``).
+    ``task`` defaults to ``net.task``. The module's task facts come from the :class:`TaskSpec`
+    (:func:`task_module_kwargs`); ``options`` override them (isotropic: ``factor``).
     A :class:`TaskModule` is returned unchanged.
     """
     if isinstance(net, TaskModule):
@@ -367,8 +400,7 @@ def build_task_module(
     if net_task is not None and net_task != name:
         raise ValueError(f"the network was built for task {net_task!r} but task {name!r} was requested")
     cls = TASK_MODULES[name]
-    opts = {k: v for k, v in options.items() if v is not None}
-    return cls(net, name, chunk=chunk, **opts).eval()  # type: ignore[call-arg]
+    return cls(net, **task_module_kwargs(cls, net, name, chunk=chunk, **options)).eval()
 
 
 def normalize_input(x: Any, task: str | TaskSpec) -> Tuple[Any, Any]:
