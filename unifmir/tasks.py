@@ -83,6 +83,8 @@ class TaskSpec:
     """Default axial subsampling factor the isotropic task undoes."""
     classical_baseline: str = ""
     """Name of the classical method results are compared with."""
+    bioimage_tag: str = ""
+    """bioimage.io tag of the task (``super-resolution``, ``denoising``, ...)."""
     extra: Mapping[str, object] = field(default_factory=dict)
 
     @property
@@ -90,12 +92,40 @@ class TaskSpec:
         """Whether the network returns ``(stage1, final)``."""
         return len(self.stages) == 2
 
+    def network_mismatch(self, in_chans: int | None, scale: int | None, *, strict: bool = False) -> str | None:
+        """Why a network with ``in_chans`` input channels and y/x ``scale`` cannot serve this task.
+
+        ``None`` when it can. A same-size task (``scale == 1``) needs a scale-1 network; a task
+        that stacks neighbouring slices as channels (``context_slices > 1``) takes the window from
+        the network (any odd channel count); every other task feeds exactly ``net_in_channels``.
+        ``strict`` (released checkpoints) also requires the registry's own scale, and for a
+        context task a window of the registry's size or a single slice. Unknown values (``None``)
+        are not checked.
+        """
+        problems = []
+        if scale is not None:
+            if self.scale == 1 and scale != 1:
+                problems.append(f"it enlarges images {scale}x, but {self.name} keeps the input's size")
+            elif strict and scale != self.scale:
+                problems.append(f"it scales images {scale}x, but {self.name} needs {self.scale}x")
+        if in_chans is not None:
+            if self.context_slices > 1:
+                allowed = {1, self.context_slices} if strict else None
+                if (allowed is not None and in_chans not in allowed) or in_chans < 1 or in_chans % 2 == 0:
+                    want = " or ".join(map(str, sorted(allowed))) if allowed else "an odd number of"
+                    problems.append(f"it takes {in_chans} input channels, but {self.name} feeds {want} "
+                                    "neighbouring slices")
+            elif in_chans != self.net_in_channels:
+                problems.append(f"it takes {in_chans} input channel(s), but {self.name} feeds {self.net_in_channels}")
+        return "; ".join(problems) or None
+
 
 TASKS: dict[str, TaskSpec] = {
     t.name: t
     for t in (
         TaskSpec(
             name="sr",
+            bioimage_tag="super-resolution",
             index=1,
             title="2x super-resolution",
             description="Widefield/diffraction-limited 2D image to a 2x super-resolved image "
@@ -115,6 +145,7 @@ TASKS: dict[str, TaskSpec] = {
         ),
         TaskSpec(
             name="denoise",
+            bioimage_tag="denoising",
             index=2,
             title="3D denoising",
             description="Low-photon 3D stack to a high-SNR stack; each slice is restored from "
@@ -135,6 +166,7 @@ TASKS: dict[str, TaskSpec] = {
         ),
         TaskSpec(
             name="isotropic",
+            bioimage_tag="isotropic-reconstruction",
             index=3,
             title="isotropic reconstruction",
             description="Axially undersampled, anisotropically blurred stack to an isotropic "
@@ -155,6 +187,7 @@ TASKS: dict[str, TaskSpec] = {
         ),
         TaskSpec(
             name="projection",
+            bioimage_tag="surface-projection",
             index=4,
             title="surface projection",
             description="50-slice stack of a curved epithelium to the 2D image of its surface "
@@ -180,6 +213,7 @@ TASKS: dict[str, TaskSpec] = {
         ),
         TaskSpec(
             name="volumetric",
+            bioimage_tag="light-field-microscopy",
             index=5,
             title="volumetric reconstruction",
             description="Light-field image (11x11 lenslets) to a 61-slice volume (UNetA stage, "

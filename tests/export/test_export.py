@@ -68,7 +68,7 @@ def test_export_end_to_end(task: str, exported: Any, tmp_path: Path) -> None:
     assert rep.path.is_file()
     assert all(g.ok for g in rep.gates), rep.summary()
     names = {g.name for g in rep.gates}
-    assert {"ilastik", "deepimagej", "tiled_vs_whole", "libtorch-2.0.0"} <= names
+    assert {"ilastik", "deepimagej", "tiled_vs_whole", "libtorch-2.0.0", "jdll-fields", "input-sensitivity"} <= names
     assert {f"test_model[{f}]" for f in rep.weight_formats} <= names
     assert rep.weight_formats[0] == "torchscript"
     with zipfile.ZipFile(rep.path) as z:
@@ -79,6 +79,12 @@ def test_export_end_to_end(task: str, exported: Any, tmp_path: Path) -> None:
 
     data = yaml.safe_load(rdf)
     assert list(data["weights"])[0] == "torchscript"  # deepImageJ takes the first usable format
+    # what deepImageJ (JDLL 0.6.1) and ilastik's spec 0.5.9.1 read: plain paths, format 0.5.10
+    assert data["format_version"] == "0.5.10"
+    assert data["documentation"] == "README.md" and data["covers"] == ["cover.png"]
+    assert all(w.get("parent") == "pytorch_state_dict" for k, w in data["weights"].items() if k != "pytorch_state_dict")
+    assert data["config"]["unifmir"]["task"] == task and data["timestamp"]
+    assert ("ilastik" in data["tags"]) == (task == "denoise")  # ilastik needs the input's spatial shape
     assert data["config"]["deepimagej"]["allow_tiling"] is True
     assert "github_user" not in rdf
     assert "# Validation" in readme and "10.1038/s41592-024-02244-3" in rdf

@@ -32,9 +32,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--metadata", default=None, help="YAML file with metadata fields (name, authors, cite, ...)")
     p.add_argument("--name", default=None, help="model name")
     p.add_argument("--description", default=None, help="one-paragraph description")
-    p.add_argument("--authors", nargs="+", default=None, help="author names")
+    p.add_argument("--authors", nargs="+", default=None, help="author names (see --author for details)")
+    p.add_argument("--author", action="append", default=None, metavar="'NAME[; affiliation=..][; orcid=..][; github_user=..]'",
+                   help="one author with optional affiliation, ORCID, email and GitHub user (repeatable; "
+                   "github_user makes bioimage.io validation contact GitHub, give it only if wanted)")
+    p.add_argument("--maintainer", action="append", default=None, metavar="'github_user=..[; name=..][; affiliation=..]'",
+                   help="one maintainer (repeatable; bioimage.io requires github_user for maintainers)")
+    p.add_argument("--git-repo", default=None, help="URL of the repository with the training code")
     p.add_argument("--cite", nargs="+", default=None, help="extra citations (DOI or URL)")
-    p.add_argument("--license", default=None, help="SPDX license id (default MIT)")
+    p.add_argument("--license", default=None, help="SPDX license id of the weights (default MIT)")
     p.add_argument("--data", default=None, help="test image (TIFF/npy, task input axes); default: synthetic")
     dim = p.add_mutually_exclusive_group()
     dim.add_argument("--2d", dest="two_d", action="store_const", const=True, default=None,
@@ -65,9 +71,10 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--out must end in .zip (got {out.name}), or pass --folder")
     try:
         meta = load_metadata(args.metadata) if args.metadata else ExportMetadata()
+        authors = (args.authors or []) + (args.author or [])
         overrides = {
-            "name": args.name, "description": args.description, "authors": args.authors,
-            "cite": args.cite, "license": args.license,
+            "name": args.name, "description": args.description, "authors": authors or None,
+            "maintainers": args.maintainer, "git_repo": args.git_repo, "cite": args.cite, "license": args.license,
         }
         meta = meta.merged({k: v for k, v in overrides.items() if v is not None})
     except (ValueError, FileNotFoundError) as err:

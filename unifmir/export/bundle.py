@@ -1,16 +1,20 @@
 """``export_model``: a trained UniFMIR network -> a validated bioimage.io bundle (zip or folder).
 
-Order of work (nothing reaches the destination until every gate passed):
+The export reads top to bottom as named stages; nothing reaches the destination until every
+gate passed:
 
-1. load the network (``load_any`` for paths/official names), wrap it for bioimage tensors;
-2. measure the receptive field -> halo, build the :class:`~unifmir.export.describe.TensorLayout`;
-3. test input (user data or the task's synthetic forward model), prepared so deepImageJ's and
-   bioimageio.core's percentiles agree (export fails if they still differ);
-4. weights in a temporary folder: TorchScript (checked in libtorch 2.0.0 when available),
-   ``pytorch_state_dict`` + self-contained architecture file, ONNX where it exports;
-5. expected test output computed by running the built description through bioimageio.core;
-6. cover, README, rdf -> temporary zip (TorchScript listed first among the weights);
-7. gates (:mod:`unifmir.export.gates`), then an atomic move to the destination.
+1. :func:`plan_export` — check the destination, load the network, measure the halo, choose the
+   tensor layout and the test input (prepared so deepImageJ's and bioimageio.core's percentiles
+   agree);
+2. :func:`write_weights` — TorchScript (checked in libtorch 2.0.0 when available),
+   ``pytorch_state_dict`` + the plain-source architecture file, ONNX where it exports;
+3. :func:`describe` — the bioimage.io description (``parent`` on converted weights, true tags,
+   the consumers it claims, ``config.unifmir`` to read it back);
+4. :func:`write_expected_outputs` — test output computed by bioimageio.core, sample output, cover;
+5. :func:`run_gates` — deepImageJ rules, libtorch, input sensitivity, tiled vs whole image;
+6. :func:`write_docs` — README with the gate results;
+7. :func:`publish` — package with a consumer-readable rdf (:func:`consumer_rdf`), the gates on the
+   package itself (JDLL field types, ilastik claim, ``test_model`` per weight format), atomic move.
 """
 
 from __future__ import annotations
@@ -34,7 +38,11 @@ from unifmir.export import describe as D
 from unifmir.export import docs, gates, tensors, weights
 from unifmir.tasks import TaskSpec, get_task
 
-__all__ = ["ExportReport", "export_model", "DEFAULT_REL_TOL"]
+__all__ = [
+    "ExportReport", "ExportPlan", "BuiltWeights", "export_model", "plan_export", "write_weights", "describe",
+    "write_expected_outputs", "run_gates", "write_docs", "publish", "consumer_rdf", "consumer_support",
+    "CONSUMER_FORMAT_VERSION", "DEFAULT_REL_TOL",
+]
 
 DEFAULT_REL_TOL = 1e-3
 """Declared relative reproducibility tolerance (bioimageio.core default)."""
@@ -57,6 +65,8 @@ class ExportReport:
     onnx_skipped: str = ""
     libtorch: str = ""
     notes: list[str] = field(default_factory=list)
+    consumers: list[str] = field(default_factory=list)
+    """Consumers the bundle claims (and was checked for)."""
 
     @property
     def seconds(self) -> float:
@@ -207,28 +217,294 @@ def _run_core(descr: Any, array: np.ndarray, weight_format: str) -> np.ndarray:
     return np.asarray(out.members[descr.outputs[0].id].data, dtype=np.float32)
 
 
-def _reorder_weights(rdf_text: str) -> str:
-    """Put ``torchscript`` first under ``weights:`` (deepImageJ takes the first usable format)."""
-    import yaml
-
-    data = yaml.safe_load(rdf_text)
-    w = data.get("weights", {})
-    data["weights"] = {k: w[k] for k in _WEIGHTS_ORDER if k in w} | {k: v for k, v in w.items() if k not in _WEIGHTS_ORDER}
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
-
-
-def _rewrite_zip_rdf(zip_path: Path) -> None:
-    tmp = zip_path.with_suffix(".reorder.zip")
-    with zipfile.ZipFile(zip_path) as zin, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zout:
-        for item in zin.infolist():
-            data = zin.read(item.filename)
-            if item.filename == "rdf.yaml":
-                data = _reorder_weights(data.decode("utf-8")).encode("utf-8")
-            zout.writestr(item, data)
-    os.replace(tmp, zip_path)
-
-
 # --------------------------------------------------------------------------------------------
+# the stages of export_model, in order: plan -> weights -> description -> expected outputs ->
+# gates -> docs -> publish
+
+
+@dataclass
+class ExportPlan:
+    """Everything decided before any file is written (stage 1)."""
+
+    net: nn.Module
+    spec: TaskSpec
+    layout: D.TensorLayout
+    two_d: bool
+    meta: docs.ExportMetadata
+    name: str
+    out: Path
+    folder: bool
+    force: bool
+    module: nn.Module
+    """The exported module (bioimage tensors in and out) that every weight format holds."""
+    halo_note: str
+    user_in: np.ndarray
+    """Test input in user axes (raw units; prepared so both percentile definitions agree)."""
+    bio_in: np.ndarray
+    preprocessing: list[Any]
+    preprocessing_text: str
+    percentiles: tuple[float, float] | None
+    x_norm: torch.Tensor
+    """The test input after the description's preprocessing: what the network sees."""
+    seed: int
+
+
+@dataclass
+class BuiltWeights:
+    """The weight files in the staging folder and what was checked while writing them (stage 2)."""
+
+    descrs: dict[str, Any]
+    formats: list[str]
+    torchscript_method: str
+    onnx_skipped: str
+    libtorch_state: str
+    reference: torch.Tensor
+    """Eager output of the exported module on ``plan.x_norm``."""
+    abs_tol: float
+
+    @property
+    def tolerance(self) -> dict[str, float]:
+        return {"relative_tolerance": DEFAULT_REL_TOL, "absolute_tolerance": self.abs_tol}
+
+
+def plan_export(
+    model: nn.Module | str | os.PathLike,
+    task: str | None,
+    out: str | os.PathLike,
+    *,
+    folder: bool = False,
+    metadata: Mapping[str, Any] | str | os.PathLike | docs.ExportMetadata | None = None,
+    force: bool = False,
+    data: Any = None,
+    two_d: bool | None = None,
+    seed: int = 0,
+) -> ExportPlan:
+    """Stage 1: check the destination, load the network, choose the layout and the test input."""
+    out = Path(out)
+    check_writable(out, force)
+    if not folder and out.suffix.lower() != ".zip":
+        raise ValueError(f"the bundle name must end in .zip (got {out.name}); or pass folder=True/--folder")
+    meta = metadata if isinstance(metadata, docs.ExportMetadata) else docs.load_metadata(metadata)
+    net = _load_net(model, task)
+    spec = get_task(net.task)
+    if two_d is None:
+        two_d = spec.name == "denoise" and int(getattr(net, "in_chans", spec.net_in_channels)) == 1
+    window = int(getattr(getattr(net, "config", None), "window_size", 8))
+    halo_in, halo_note = _halo(net, spec, bool(two_d))
+    zf = getattr(weights._task_module(net, spec.name, bool(two_d))[0], "factor", None)
+    layout = D.layout_for(spec, window=window, halo=halo_in, two_d=bool(two_d), z_factor=zf)
+    module = weights.build_export_module(net, spec.name, layout, two_d=bool(two_d))
+
+    user_in = _test_input(spec, layout, data, seed)
+    pre, pre_text, pct = _preprocessing(spec, layout)
+    if pct is not None:
+        user_in = tensors.prepare_for_percentiles(user_in, pct)
+        chk = tensors.check_percentile_agreement(user_in, pct)
+        if not chk.ok:
+            raise gates.GateError([gates.GateResult("percentiles", False, chk.describe())])
+    bio_in = D.user_to_bioimage(layout, user_in)
+    x_norm = _normalised_like_core(torch.from_numpy(bio_in), pct, layout)
+    return ExportPlan(
+        net=net, spec=spec, layout=layout, two_d=bool(two_d), meta=meta, name=meta.name or f"UniFMIR {spec.title}",
+        out=out, folder=folder, force=force, module=module, halo_note=halo_note, user_in=user_in, bio_in=bio_in,
+        preprocessing=pre, preprocessing_text=pre_text, percentiles=pct, x_norm=x_norm, seed=seed,
+    )
+
+
+def write_weights(plan: ExportPlan, pkg: Path, *, onnx: bool = True, check_libtorch: bool | None = None) -> BuiltWeights:
+    """Stage 2: TorchScript (libtorch 2.0.0-checked), pytorch_state_dict + architecture file, ONNX.
+
+    The network sees normalised data, so the exporters run on the normalised test input.
+    """
+    from bioimageio.spec.model import v0_5
+
+    if onnx:
+        _require_onnx()
+    x_norm, module, layout = plan.x_norm, plan.module, plan.layout
+    examples = [_trace_example(layout, x_norm, plan.net), x_norm, _second_example(layout, x_norm)]
+    with torch.no_grad():
+        ref = module(x_norm)
+    abs_tol = max(1e-4, 1e-4 * float(ref.abs().max()))
+
+    libtorch_fn, libtorch_state = _libtorch_checker(check_libtorch, x_norm, ref, abs_tol)
+    ts_method = weights.write_torchscript(pkg / "weights_torchscript.pt", module, examples, abs_tol, libtorch_fn)
+
+    arch_kwargs = weights.architecture_kwargs(plan.net, plan.spec.name, layout, plan.two_d)
+    weights.write_state_dict(pkg / "weights_state_dict.pt", module)
+    weights.write_architecture(pkg / weights.ARCHITECTURE_FILE, arch_kwargs)
+    rebuilt = weights.load_architecture_module(pkg / weights.ARCHITECTURE_FILE, arch_kwargs)
+    rebuilt.load_state_dict(torch.load(pkg / "weights_state_dict.pt", weights_only=True))
+    with torch.no_grad():
+        d_sd = float((rebuilt.eval()(x_norm) - ref).abs().max())
+    if d_sd > abs_tol:
+        raise gates.GateError([gates.GateResult("pytorch_state_dict", False,
+                                                f"architecture file rebuild differs by {d_sd:.3g}")])
+    onnx_skipped = "disabled" if not onnx else weights.write_onnx(
+        pkg / "weights.onnx", module, examples, abs_tol, spatial_dims=len(layout.in_axes))
+
+    tv = v0_5.Version(torch.__version__.split("+")[0])
+    parent = "pytorch_state_dict"  # the trained weights; the others are converted from them
+    descrs: dict[str, Any] = {
+        "torchscript": v0_5.TorchscriptWeightsDescr(
+            source=pkg / "weights_torchscript.pt", pytorch_version=tv, parent=parent,
+            comment=f"torch.jit.{ts_method}; loads and reproduces the test output in libtorch 2.0.0"
+            if libtorch_state == "passed" else f"torch.jit.{ts_method}",
+        ),
+        "pytorch_state_dict": v0_5.PytorchStateDictWeightsDescr(
+            source=pkg / "weights_state_dict.pt",
+            architecture=v0_5.ArchitectureFromFileDescr(
+                source=pkg / weights.ARCHITECTURE_FILE, callable=v0_5.Identifier(weights.ARCHITECTURE_CALLABLE),
+                kwargs=arch_kwargs,
+            ),
+            pytorch_version=tv,
+        ),
+    }
+    if not onnx_skipped:
+        descrs["onnx"] = v0_5.OnnxWeightsDescr(source=pkg / "weights.onnx", opset_version=weights.ONNX_OPSET,
+                                               parent=parent)
+    return BuiltWeights(
+        descrs=descrs, formats=[f for f in _WEIGHTS_ORDER if f in descrs], torchscript_method=ts_method,
+        onnx_skipped=onnx_skipped, libtorch_state=libtorch_state, reference=ref, abs_tol=abs_tol,
+    )
+
+
+def _require_onnx() -> None:
+    """ONNX weights are part of the bundle unless disabled: never skip them because a package is missing."""
+    import importlib.util
+
+    missing = [m for m in ("onnx", "onnxruntime", "onnxscript") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ValueError(
+            f"ONNX export needs {', '.join(missing)}: install the pinned export stack with "
+            "`pip install 'unifmir[export]'`, or pass --no-onnx (onnx=False) to export without ONNX weights"
+        )
+
+
+def consumer_support(layout: D.TensorLayout, libtorch_state: str) -> list[docs.ConsumerSupport]:
+    """Which consumers run the bundle (what its tags and README claim)."""
+    same_shape = (
+        layout.in_axes == layout.out_axes and not layout.fixed_out and not layout.singleton_in
+        and all(v == 1 for v in layout.up.values())
+    )
+    return [
+        docs.ConsumerSupport("bioimageio.core", True, "every weight format passes `bioimageio test`"),
+        docs.ConsumerSupport(
+            "deepImageJ (Fiji)", libtorch_state == "passed",
+            "TorchScript loads and reproduces the test output in libtorch 2.0.0 (deepImageJ 3's newest engine); "
+            "rdf fields have the types deepImageJ's reader (JDLL 0.6.1) expects" if libtorch_state == "passed"
+            else f"not verified: the libtorch 2.0.0 check did not run ({libtorch_state})",
+        ),
+        docs.ConsumerSupport(
+            "ilastik", same_shape,
+            "output has the input's spatial shape, as ilastik requires" if same_shape
+            else "ilastik gives the output the input's spatial shape; this model changes it",
+        ),
+    ]
+
+
+def describe(
+    plan: ExportPlan,
+    built: BuiltWeights,
+    pkg: Path,
+    consumers: list[docs.ConsumerSupport],
+    *,
+    cover: Path | None = None,
+    out_sample: Path | None = None,
+) -> Any:
+    """Stage 3: the bioimage.io model description of the staged files."""
+    return _model_descr(
+        plan.spec, plan.layout, plan.meta, name=plan.name, pkg=pkg, pre=plan.preprocessing,
+        weights_descr=built.descrs, tol=built.tolerance, cover=cover, readme=pkg / "README.md",
+        out_sample=out_sample, consumers=consumers, two_d=plan.two_d, net=plan.net,
+    )
+
+
+def write_expected_outputs(
+    plan: ExportPlan, built: BuiltWeights, pkg: Path, consumers: list[docs.ConsumerSupport]
+) -> tuple[Any, np.ndarray]:
+    """Stage 4: the test output as bioimageio.core computes it, the sample output and the cover.
+
+    Returns the description that names them and the test output.
+    """
+    import tifffile
+
+    np.save(pkg / "test_input.npy", plan.bio_in)
+    tensors.write_sample_tiff(pkg / "sample_input.tif", plan.layout, plan.user_in)
+    np.save(pkg / "test_output.npy", built.reference.numpy().astype(np.float32))  # placeholder
+    (pkg / "README.md").write_text("placeholder", encoding="utf-8")
+    expected = _run_core(describe(plan, built, pkg, consumers), plan.bio_in, "torchscript")
+    np.save(pkg / "test_output.npy", expected)
+    user_out = D.bioimage_to_user(plan.layout, expected)
+    tifffile.imwrite(pkg / "sample_output.tif", np.ascontiguousarray(user_out, np.float32), imagej=True,
+                     metadata={"axes": plan.layout.user_out_axes})
+    docs.write_cover(pkg / "cover.png", plan.user_in, user_out, plan.layout)
+    descr = describe(plan, built, pkg, consumers, cover=pkg / "cover.png", out_sample=pkg / "sample_output.tif")
+    return descr, expected
+
+
+def run_gates(
+    plan: ExportPlan, built: BuiltWeights, descr: Any, expected: np.ndarray, tiled_tolerance: float
+) -> list[gates.GateResult]:
+    """Stage 5: the gates that need the description and the weights (before packaging)."""
+    layout = plan.layout
+    results = [
+        gates.gate_deepimagej(descr, plan.user_in, plan.percentiles),
+        _libtorch_gate(built.libtorch_state),
+        gates.gate_input_sensitivity(lambda a: _run_core(descr, a, "torchscript"), plan.bio_in, expected,
+                                     seed=plan.seed),
+    ]
+    halo_in = {a: (h // layout.up.get(a, 1)) for a, h in layout.halo.items()}
+    ns, gate_sizes = gates.tiling_plan(descr, halo_in)
+    results.append(gates.gate_tiled_vs_whole(
+        descr, _tiling_image(plan.spec, layout, gate_sizes, plan.percentiles, plan.seed), ns=ns,
+        tolerance=tiled_tolerance))
+    gates.raise_on_failure(results)
+    return results
+
+
+def write_docs(
+    plan: ExportPlan, built: BuiltWeights, pkg: Path, results: list[gates.GateResult],
+    consumers: list[docs.ConsumerSupport], tiled_tolerance: float,
+) -> Path:
+    """Stage 6: README.md with the gate results (the packaged gates are listed as required)."""
+    final_gates = ["jdll-fields: rdf.yaml as written has the types deepImageJ/JDLL 0.6.1 casts to",
+                   "ilastik: the claim (tag) matches ilastik's shape rule"]
+    final_gates += [f"test_model[{f}]: bioimageio.core {_core_version()} test_model" for f in built.formats]
+    readme = docs.render_readme(
+        plan.spec, plan.layout, plan.meta, name=plan.name, weight_formats=built.formats,
+        gate_lines=[g.line() for g in results] + [f"[PASS] {g}" for g in final_gates],
+        tolerance=built.tolerance, preprocessing_text=plan.preprocessing_text,
+        halo_text=f"{plan.halo_note}; declared halo {dict(plan.layout.halo)} output px; tiled prediction matches "
+                  f"whole-image prediction within {tiled_tolerance:.1%} of the output range",
+        consumers=consumers, onnx_note=_onnx_note(built.onnx_skipped),
+        libtorch_checked=built.libtorch_state == "passed",
+    )
+    path = pkg / "README.md"
+    path.write_text(readme, encoding="utf-8")
+    return path
+
+
+def publish(plan: ExportPlan, descr: Any, formats: list[str], tmp_root: Path) -> list[gates.GateResult]:
+    """Stage 7: package (consumer-readable rdf), the gates on the package itself, then an atomic
+    move to the destination. Returns the package gates' results."""
+    from bioimageio.spec import save_bioimageio_package
+
+    tmp_zip = tmp_root / "bundle.zip"
+    save_bioimageio_package(descr, output_path=tmp_zip)
+    rdf = consumer_rdf_in_zip(tmp_zip)
+    results = [gates.gate_consumer_fields(rdf), gates.gate_ilastik(rdf)]
+    gates.raise_on_failure(results)
+    results.extend(gates.gate_test_model(tmp_zip, formats))
+    gates.raise_on_failure(results)
+    if plan.folder:
+        staged = tmp_root / "folder"
+        with zipfile.ZipFile(tmp_zip) as z:
+            z.extractall(staged)
+        _replace_dir(staged, plan.out, plan.force)
+    else:
+        with atomic_path(plan.out, overwrite=plan.force) as tmp:
+            shutil.copyfile(tmp_zip, tmp)
+    return results
 
 
 def export_model(
@@ -237,7 +513,7 @@ def export_model(
     out: str | os.PathLike,
     *,
     folder: bool = False,
-    metadata: Mapping[str, Any] | str | os.PathLike | None = None,
+    metadata: Mapping[str, Any] | str | os.PathLike | docs.ExportMetadata | None = None,
     force: bool = False,
     data: Any = None,
     two_d: bool | None = None,
@@ -251,7 +527,7 @@ def export_model(
 
     Args:
         model: a single-task network (``unifmir.build_model``/``load_any``) or a checkpoint path
-            (ours or an official one).
+            (ours, an official one, or a unifmir bundle).
         task: task name; default ``model.task``.
         out: destination; never overwritten unless ``force``.
         folder: write an unpacked folder instead of a zip.
@@ -264,176 +540,92 @@ def export_model(
 
     Raises :class:`~unifmir.export.gates.GateError` (nothing written) when a gate fails.
     """
-    from bioimageio.spec import save_bioimageio_package
-    from bioimageio.spec.model import v0_5
-
-    t0 = time.perf_counter()
     timings: dict[str, float] = {}
-    out = Path(out)
-    check_writable(out, force)
-    if not folder and out.suffix.lower() != ".zip":
-        raise ValueError(f"the bundle name must end in .zip (got {out.name}); or pass folder=True/--folder")
-    meta = docs.load_metadata(metadata) if not isinstance(metadata, docs.ExportMetadata) else metadata
-    net = _load_net(model, task)
-    spec = get_task(net.task)
-    if two_d is None:
-        two_d = spec.name == "denoise" and int(getattr(net, "in_chans", spec.net_in_channels)) == 1
-    window = int(getattr(getattr(net, "config", None), "window_size", 8))
-    halo_in, halo_note = _halo(net, spec, bool(two_d))
-    zf = getattr(weights._task_module(net, spec.name, bool(two_d))[0], "factor", None)
-    layout = D.layout_for(spec, window=window, halo=halo_in, two_d=bool(two_d), z_factor=zf)
-    module = weights.build_export_module(net, spec.name, layout, two_d=bool(two_d))
-    timings["prepare"] = time.perf_counter() - t0
+    clock = time.perf_counter()
 
-    # ---- test input ------------------------------------------------------------------------
-    t1 = time.perf_counter()
-    user_in = _test_input(spec, layout, data, seed)
-    pre, pre_text, pct = _preprocessing(spec, layout)
-    if pct is not None:
-        user_in = tensors.prepare_for_percentiles(user_in, pct)
-        chk = tensors.check_percentile_agreement(user_in, pct)
-        if not chk.ok:
-            raise gates.GateError([gates.GateResult("percentiles", False, chk.describe())])
-    bio_in = D.user_to_bioimage(layout, user_in)
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = now - clock
+        clock = now
 
-    name = meta.name or f"UniFMIR {spec.title}"
+    plan = plan_export(model, task, out, folder=folder, metadata=metadata, force=force, data=data,
+                       two_d=two_d, seed=seed)
+    lap("plan")
+    tiled_tol = tiled_tolerance if tiled_tolerance is not None else _tiled_tolerance(plan.spec)
     tmp_root = Path(tempfile.mkdtemp(prefix="unifmir-export-", dir=work_dir))
     try:
         pkg = tmp_root / "pkg"
         pkg.mkdir()
-        np.save(pkg / "test_input.npy", bio_in)
-        tensors.write_sample_tiff(pkg / "sample_input.tif", layout, user_in)
-
-        # ---- weights -------------------------------------------------------------------------
-        x = torch.from_numpy(bio_in)
-        # the network sees normalised data: run the exporters on the normalised test input
-        x_norm = _normalised_like_core(x, pct, layout)
-        examples = [_trace_example(layout, x_norm, net), x_norm, _second_example(layout, x_norm)]
-        with torch.no_grad():
-            ref = module(x_norm)
-        out_absmax = float(ref.abs().max())
-        abs_tol = max(1e-4, 1e-4 * out_absmax)
-        timings["inputs"] = time.perf_counter() - t1
-
-        t2 = time.perf_counter()
-        libtorch_fn, libtorch_state = _libtorch_checker(check_libtorch, x_norm, ref, abs_tol)
-        ts_method = weights.write_torchscript(pkg / "weights_torchscript.pt", module, examples, abs_tol, libtorch_fn)
-        timings["torchscript"] = time.perf_counter() - t2
-        t3 = time.perf_counter()
-        arch_kwargs = weights.architecture_kwargs(net, spec.name, layout, bool(two_d))
-        weights.write_state_dict(pkg / "weights_state_dict.pt", module)
-        weights.write_architecture(pkg / weights.ARCHITECTURE_FILE, arch_kwargs)
-        rebuilt = weights.load_architecture_module(pkg / weights.ARCHITECTURE_FILE, arch_kwargs)
-        rebuilt.load_state_dict(torch.load(pkg / "weights_state_dict.pt", weights_only=True))
-        with torch.no_grad():
-            d_sd = float((rebuilt.eval()(x_norm) - ref).abs().max())
-        if d_sd > abs_tol:
-            raise gates.GateError([gates.GateResult("pytorch_state_dict", False,
-                                                    f"architecture file rebuild differs by {d_sd:.3g}")])
-        onnx_skipped = "disabled" if not onnx else weights.write_onnx(
-            pkg / "weights.onnx", module, examples, abs_tol, spatial_dims=len(layout.in_axes))
-        timings["state_dict+onnx"] = time.perf_counter() - t3
-
-        # ---- description ---------------------------------------------------------------------
-        t4 = time.perf_counter()
-        tv = torch.__version__.split("+")[0]
-        wd: dict[str, Any] = {
-            "torchscript": v0_5.TorchscriptWeightsDescr(
-                source=pkg / "weights_torchscript.pt", pytorch_version=v0_5.Version(tv),
-                comment=f"torch.jit.{ts_method}; loads and reproduces the test output in libtorch 2.0.0"
-                if libtorch_state == "passed" else f"torch.jit.{ts_method}",
-            ),
-            "pytorch_state_dict": v0_5.PytorchStateDictWeightsDescr(
-                source=pkg / "weights_state_dict.pt",
-                architecture=v0_5.ArchitectureFromFileDescr(
-                    source=pkg / weights.ARCHITECTURE_FILE, callable=v0_5.Identifier(weights.ARCHITECTURE_CALLABLE),
-                    kwargs=arch_kwargs,
-                ),
-                pytorch_version=v0_5.Version(tv),
-            ),
-        }
-        if not onnx_skipped:
-            wd["onnx"] = v0_5.OnnxWeightsDescr(source=pkg / "weights.onnx", opset_version=weights.ONNX_OPSET)
-        formats = [f for f in _WEIGHTS_ORDER if f in wd]
-
-        # placeholder = the eager output; replaced below by what bioimageio.core computes
-        np.save(pkg / "test_output.npy", ref.numpy().astype(np.float32))
-        tol = {"relative_tolerance": DEFAULT_REL_TOL, "absolute_tolerance": abs_tol}
-
-        def make_descr(cover: Path | None, readme: Path, out_sample: Path | None) -> v0_5.ModelDescr:
-            return _model_descr(
-                spec, layout, meta, name=name, pkg=pkg, pre=pre, weights_descr=wd, tol=tol,
-                cover=cover, readme=readme, out_sample=out_sample,
-            )
-
-        (pkg / "README.md").write_text("placeholder", encoding="utf-8")
-        descr = make_descr(None, pkg / "README.md", None)
-        expected = _run_core(descr, bio_in, "torchscript")
-        np.save(pkg / "test_output.npy", expected)
-        user_out = D.bioimage_to_user(layout, expected)
-        tensors_out = pkg / "sample_output.tif"
-        import tifffile
-
-        tifffile.imwrite(tensors_out, np.ascontiguousarray(user_out, np.float32), imagej=True,
-                         metadata={"axes": layout.user_out_axes})
-        docs.write_cover(pkg / "cover.png", user_in, user_out, layout)
-        descr = make_descr(pkg / "cover.png", pkg / "README.md", tensors_out)
-        timings["describe"] = time.perf_counter() - t4
-
-        # ---- gates ---------------------------------------------------------------------------
-        t5 = time.perf_counter()
-        results: list[gates.GateResult] = []
-        results.append(gates.gate_ilastik(descr))
-        results.append(gates.gate_deepimagej(descr, user_in, pct))
-        results.append(_libtorch_gate(libtorch_state, pkg / "weights_torchscript.pt", bio_in, expected, pct, layout))
-        tiled_tol = tiled_tolerance if tiled_tolerance is not None else _tiled_tolerance(spec)
-        halo_in = {a: (h // layout.up.get(a, 1)) for a, h in layout.halo.items()}
-        ns, gate_sizes = gates.tiling_plan(descr, halo_in)
-        results.append(gates.gate_tiled_vs_whole(
-            descr, _tiling_image(spec, layout, gate_sizes, pct, seed), ns=ns, tolerance=tiled_tol))
-        gates.raise_on_failure(results)
-        timings["gates_static+tiled"] = time.perf_counter() - t5
-
-        # README with the (so far) gate results, then the package and its test_model gates
-        t6 = time.perf_counter()
-        readme = docs.render_readme(
-            spec, layout, meta, name=name, weight_formats=formats,
-            gate_lines=[g.line() for g in results] + [f"[PASS] test_model[{f}]: bioimageio.core {_core_version()} test_model passed" for f in formats],
-            tolerance=tol, preprocessing_text=pre_text,
-            halo_text=f"{halo_note}; declared halo {dict(layout.halo)} output px; tiled prediction matches whole-image "
-                      f"prediction within {tiled_tol:.1%} of the output range",
-            onnx_note=_onnx_note(onnx_skipped),
-            libtorch_checked=libtorch_state == "passed",
-        )
-        (pkg / "README.md").write_text(readme, encoding="utf-8")
-        descr = make_descr(pkg / "cover.png", pkg / "README.md", tensors_out)
-        tmp_zip = tmp_root / "bundle.zip"
-        save_bioimageio_package(descr, output_path=tmp_zip)
-        _rewrite_zip_rdf(tmp_zip)
-        tm = gates.gate_test_model(tmp_zip, formats)
-        results.extend(tm)
-        gates.raise_on_failure(results)
-        timings["gates_test_model"] = time.perf_counter() - t6
-
-        # ---- write the destination -----------------------------------------------------------
-        t7 = time.perf_counter()
-        if folder:
-            staged = tmp_root / "folder"
-            with zipfile.ZipFile(tmp_zip) as z:
-                z.extractall(staged)
-            _replace_dir(staged, out, force)
-        else:
-            with atomic_path(out, overwrite=force) as tmp:
-                shutil.copyfile(tmp_zip, tmp)
-        timings["write"] = time.perf_counter() - t7
+        built = write_weights(plan, pkg, onnx=onnx, check_libtorch=check_libtorch)
+        lap("weights")
+        consumers = consumer_support(plan.layout, built.libtorch_state)
+        descr, expected = write_expected_outputs(plan, built, pkg, consumers)
+        lap("description+expected")
+        results = run_gates(plan, built, descr, expected, tiled_tol)
+        lap("gates")
+        write_docs(plan, built, pkg, results, consumers, tiled_tol)
+        descr = describe(plan, built, pkg, consumers, cover=pkg / "cover.png", out_sample=pkg / "sample_output.tif")
+        lap("docs")
+        results += publish(plan, descr, built.formats, tmp_root)
+        lap("publish")
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)
 
     return ExportReport(
-        path=out, task=spec.name, weight_formats=formats, gates=results, timings=timings,
-        halo=dict(layout.halo), layout=layout, torchscript_method=ts_method, onnx_skipped=onnx_skipped,
-        libtorch=libtorch_state, notes=[halo_note],
+        path=plan.out, task=plan.spec.name, weight_formats=built.formats, gates=results, timings=timings,
+        halo=dict(plan.layout.halo), layout=plan.layout, torchscript_method=built.torchscript_method,
+        onnx_skipped=built.onnx_skipped, libtorch=built.libtorch_state, notes=[plan.halo_note],
+        consumers=[c.name for c in consumers if c.supported],
     )
+
+
+# --------------------------------------------------------------------------------------------
+# consumer-readable rdf.yaml
+
+CONSUMER_FORMAT_VERSION = "0.5.10"
+"""The rdf format version every consumer reads: spec 0.5.9.1 (ilastik's pinned stack), 0.5.12
+(bioimageio.core 0.11) and 0.5.14 validate it; newer versions write ``documentation``/``covers`` as
+``{source, sha256}`` mappings, which deepImageJ's reader (JDLL 0.6.1 casts them to strings) and
+spec 0.5.9.1 reject."""
+
+
+def consumer_rdf(rdf: Mapping[str, Any]) -> dict[str, Any]:
+    """The rdf as every consumer reads it: ``documentation`` and ``covers`` as plain relative
+    paths, :data:`CONSUMER_FORMAT_VERSION`, TorchScript first among the weights (deepImageJ takes
+    the first format it has an engine for). Nothing else changes."""
+    data = dict(rdf)
+
+    def path_of(v: Any) -> Any:
+        return v.get("source", v) if isinstance(v, Mapping) else v
+
+    if "documentation" in data:
+        data["documentation"] = path_of(data["documentation"])
+    if "covers" in data:
+        data["covers"] = [path_of(c) for c in data["covers"] or []]
+    data["format_version"] = CONSUMER_FORMAT_VERSION
+    w = data.get("weights", {})
+    data["weights"] = {k: w[k] for k in _WEIGHTS_ORDER if k in w} | {k: v for k, v in w.items() if k not in _WEIGHTS_ORDER}
+    return data
+
+
+def consumer_rdf_in_zip(zip_path: Path) -> dict[str, Any]:
+    """Rewrite the zip's rdf.yaml with :func:`consumer_rdf`; returns the rdf as written."""
+    import yaml
+
+    tmp = zip_path.with_suffix(".rewrite.zip")
+    rdf: dict[str, Any] = {}
+    with zipfile.ZipFile(zip_path) as zin, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "rdf.yaml":
+                text = yaml.safe_dump(consumer_rdf(yaml.safe_load(data.decode("utf-8"))), sort_keys=False,
+                                      allow_unicode=True)
+                rdf = yaml.safe_load(text)
+                data = text.encode("utf-8")
+            zout.writestr(item, data)
+    os.replace(tmp, zip_path)
+    return rdf
 
 
 def _tiling_image(
@@ -508,7 +700,7 @@ def _libtorch_checker(
     return check, "passed"
 
 
-def _libtorch_gate(state: str, ts: Path, bio_in: np.ndarray, expected: np.ndarray, pct: Any, layout: Any) -> gates.GateResult:
+def _libtorch_gate(state: str) -> gates.GateResult:
     if state == "passed":
         return gates.GateResult("libtorch-2.0.0", True, "TorchScript loads and reproduces the output in libtorch 2.0.0")
     return gates.GateResult("libtorch-2.0.0", True, f"not run: {state}", skipped=True)
@@ -542,6 +734,9 @@ def _model_descr(
     cover: Path | None,
     readme: Path,
     out_sample: Path | None,
+    consumers: list[docs.ConsumerSupport],
+    two_d: bool,
+    net: nn.Module,
 ) -> Any:
     from bioimageio.spec.model import v0_5
 
@@ -556,28 +751,14 @@ def _model_descr(
         description=f"restored {layout.user_out_axes} image in normalised units",
     )
     authors = [v0_5.Author(**a) for a in (meta.authors or [{"name": "unifmir export"}])]
-    cite = [
-        v0_5.CiteEntry(text="Ma et al., Pretraining a foundation model for generalizable fluorescence "
-                       "microscopy-based image restoration, Nature Methods 2024", doi=v0_5.Doi(docs.UNIFMIR_DOI)),
-        v0_5.CiteEntry(text="UniFMIR training and test data (Zenodo)", doi=v0_5.Doi(docs.UNIFMIR_DATA_DOI)),
-    ]
-    for c in meta.cite:
-        kw: dict[str, Any] = {"text": c["text"]}
-        if c.get("doi"):
-            kw["doi"] = v0_5.Doi(c["doi"])
-        else:
-            kw["url"] = c["url"]
-        cite.append(v0_5.CiteEntry(**kw))
-    tags = ["unifmir", "fluorescence-light-microscopy", "image-restoration", "pytorch", "swinir", spec.name,
-            {"sr": "super-resolution", "denoise": "denoising", "isotropic": "isotropic-reconstruction",
-             "projection": "surface-projection", "volumetric": "light-field-microscopy"}[spec.name],
-            "3d" if ("z" in layout.in_axes and not layout.singleton_in) or "z" in layout.out_axes else "2d"]
-    tags += [t for t in meta.tags if t not in tags]
+    cite = [v0_5.CiteEntry(**_cite_kwargs(c)) for c in _citations(meta)]
+    tags = _tags(spec, layout, meta, consumers)
     config = v0_5.Config(
         bioimageio=v0_5.BioimageioConfig(
             reproducibility_tolerance=[v0_5.ReproducibilityTolerance(**tol)],
         ),
         deepimagej={"allow_tiling": True, "pyramidal_model": False},
+        unifmir=unifmir_config(spec, net, two_d),
     )
     kwargs: dict[str, Any] = dict(
         name=name,
@@ -585,9 +766,9 @@ def _model_descr(
         authors=authors,
         maintainers=[v0_5.Maintainer(**m) for m in meta.maintainers] if meta.maintainers else [],
         cite=cite,
-        license=meta.license,
         tags=tags,
         version=meta.version,
+        timestamp=v0_5.Datetime(_timestamp(meta.timestamp)),
         documentation=v0_5.FileDescr(source=readme),
         covers=[v0_5.FileDescr(source=cover)] if cover else [],
         inputs=[inp],
@@ -595,6 +776,74 @@ def _model_descr(
         weights=v0_5.WeightsDescr(**weights_descr),
         config=config,
     )
+    if meta.license:
+        kwargs["license"] = meta.license
     if meta.git_repo:
         kwargs["git_repo"] = meta.git_repo
     return v0_5.ModelDescr(**kwargs)
+
+
+def unifmir_config(spec: TaskSpec, net: nn.Module, two_d: bool) -> dict[str, Any]:
+    """``config.unifmir`` of the rdf: what unifmir needs to read the bundle back as a network
+    (``unifmir predict/finetune --model BUNDLE``)."""
+    import json
+
+    import unifmir
+
+    config = getattr(net, "config", None)
+    if config is None:
+        raise ValueError("the network has no .config (build it with unifmir.build_model or load_any)")
+    return {
+        "task": spec.name,
+        "two_d": bool(two_d),
+        "model_config": json.loads(config.model_dump_json()),
+        "state_dict_prefix": "inner.net.",
+        "unifmir_version": str(getattr(unifmir, "__version__", "")),
+    }
+
+
+def _timestamp(text: str) -> Any:
+    import datetime as dt
+
+    if text:
+        return dt.datetime.fromisoformat(text)
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+
+def _citations(meta: docs.ExportMetadata) -> list[dict[str, str]]:
+    """The UniFMIR paper, then the metadata's citations; duplicates (same DOI or URL) dropped."""
+    paper = {"text": "Ma, C., Tan, W., He, R. & Yan, B. Pretraining a foundation model for generalizable "
+             "fluorescence microscopy-based image restoration. Nature Methods 21, 1558-1567 (2024).",
+             "doi": docs.UNIFMIR_DOI}
+    seen: set[str] = set()
+    out: list[dict[str, str]] = []
+    for c in [paper, *meta.cite]:
+        key = (c.get("doi") or c.get("url") or c["text"]).lower()
+        if key not in seen:
+            seen.add(key)
+            out.append(c)
+    return out
+
+
+def _cite_kwargs(c: Mapping[str, str]) -> dict[str, Any]:
+    from bioimageio.spec.model import v0_5
+
+    kw: dict[str, Any] = {"text": c["text"]}
+    if c.get("doi"):
+        kw["doi"] = v0_5.Doi(c["doi"])
+    else:
+        kw["url"] = c["url"]
+    return kw
+
+
+def _tags(spec: TaskSpec, layout: D.TensorLayout, meta: docs.ExportMetadata,
+          consumers: list[docs.ConsumerSupport]) -> list[str]:
+    """True tags only: the task, the dimensionality, the consumers that run it, then the metadata's."""
+    tags = ["unifmir", "fluorescence-light-microscopy", "image-restoration", "pytorch", "swinir", spec.name,
+            spec.bioimage_tag,
+            "3d" if ("z" in layout.in_axes and not layout.singleton_in) or "z" in layout.out_axes else "2d"]
+    claims = {"deepImageJ (Fiji)": gates.DEEPIMAGEJ_TAG, "ilastik": gates.ILASTIK_TAG}
+    tags += [claims[c.name] for c in consumers if c.supported and c.name in claims]
+    consumer_tags = set(claims.values())
+    tags += [t for t in meta.tags if t not in tags and t not in consumer_tags]  # claims come from the checks only
+    return tags

@@ -15,22 +15,20 @@ __all__ = [
     "UNIFMIR_DOI",
     "UNIFMIR_DATA_DOI",
     "ExportMetadata",
+    "MAX_NAME_LENGTH",
+    "parse_person",
     "load_metadata",
     "write_cover",
     "render_readme",
+    "readme_commands",
+    "ConsumerSupport",
     "to_display",
 ]
 
 UNIFMIR_DOI = "10.1038/s41592-024-02244-3"
 UNIFMIR_DATA_DOI = "10.5281/zenodo.8401470"
-
-_DEFAULT_TRAINING_DATA = {
-    "sr": "BioSR-like 2D widefield/SIM pairs (CCPs, ER, F-actin, microtubules)",
-    "denoise": "CARE Planaria/Tribolium low/high-SNR 3D stacks",
-    "isotropic": "CARE liver-like anisotropic/isotropic 3D stacks",
-    "projection": "CARE Flywing 50-slice stacks and their surface projections",
-    "volumetric": "VCD-LFM light-field images and 61-slice volumes",
-}
+MAX_NAME_LENGTH = 64
+"""bioimage.io warns above 64 characters."""
 
 
 @dataclass
@@ -41,7 +39,9 @@ class ExportMetadata:
     description: str = ""
     authors: list[dict[str, str]] = field(default_factory=list)
     cite: list[dict[str, str]] = field(default_factory=list)
-    license: str = "MIT"
+    license: str | None = "MIT"
+    """SPDX id of the weights' licence; None: unknown (then ``license_note`` must say where to look)."""
+    license_note: str = ""
     tags: list[str] = field(default_factory=list)
     version: str = "0.1.0"
     documentation_extra: str = ""
@@ -53,6 +53,19 @@ class ExportMetadata:
     git_repo: str = ""
     maintainers: list[dict[str, str]] = field(default_factory=list)
     limitations: str = ""
+    timestamp: str = ""
+    """ISO 8601 creation time of the weights; default: the time of the export."""
+    operating_range: str = ""
+    """Markdown: the acquisitions the model was trained for (pixel size, PSF, photons, ...)."""
+
+    def __post_init__(self) -> None:
+        if self.name and len(self.name) > MAX_NAME_LENGTH:
+            raise ValueError(
+                f"model name {self.name!r} has {len(self.name)} characters; bioimage.io allows at most "
+                f"{MAX_NAME_LENGTH} (shorten --name or the metadata 'name')"
+            )
+        if not self.license and not self.license_note:
+            raise ValueError("a model without a licence id needs a 'license_note' saying where its terms are")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> "ExportMetadata":
@@ -62,9 +75,10 @@ class ExportMetadata:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown metadata field(s) {unknown}; known: {sorted(known)}")
-        for key in ("authors", "maintainers"):
-            if key in data:
-                data[key] = [_person(p) for p in _as_list(data[key])]
+        if "authors" in data:
+            data["authors"] = [_person(p) for p in _as_list(data["authors"])]
+        if "maintainers" in data:
+            data["maintainers"] = [_maintainer(p) for p in _as_list(data["maintainers"])]
         if "cite" in data:
             data["cite"] = [_citation(c) for c in _as_list(data["cite"])]
         if "tags" in data:
@@ -90,15 +104,51 @@ def _as_list(v: Any) -> list[Any]:
     return list(v)
 
 
+PERSON_FIELDS = ("name", "affiliation", "email", "orcid", "github_user")
+"""Fields of a bioimage.io author/maintainer entry."""
+
+
+def parse_person(text: str) -> dict[str, str]:
+    """``"Jane Doe; affiliation=EMBL; orcid=0000-0002-1825-0097; github_user=jdoe"`` -> a person mapping.
+
+    The first ``;``-separated part is the name unless it is ``key=value``; ``github_user`` makes
+    bioimage.io validation contact GitHub, so give it only when you want it checked.
+    """
+    person: dict[str, str] = {}
+    for i, part in enumerate(p.strip() for p in text.split(";")):
+        if not part:
+            continue
+        key, eq, value = part.partition("=")
+        if not eq:
+            if i:
+                raise ValueError(f"{text!r}: {part!r} is not key=value (keys: {', '.join(PERSON_FIELDS)})")
+            key, value = "name", part
+        key, value = key.strip(), value.strip()
+        if key not in PERSON_FIELDS:
+            raise ValueError(f"{text!r}: unknown field {key!r} (known: {', '.join(PERSON_FIELDS)})")
+        person[key] = value
+    return person
+
+
 def _person(p: Any) -> dict[str, str]:
     if isinstance(p, str):
-        name = p.strip()
-        if not name:
+        person = parse_person(p)
+        if not person.get("name"):
             raise ValueError("author names must not be empty")
-        return {"name": name}
-    if isinstance(p, Mapping) and p.get("name"):
+        return person
+    if isinstance(p, Mapping) and (p.get("name") or p.get("github_user")):
+        unknown = sorted(set(map(str, p)) - set(PERSON_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown author/maintainer field(s) {unknown} (known: {', '.join(PERSON_FIELDS)})")
         return {str(k): str(v) for k, v in p.items() if v}
     raise ValueError(f"an author must be a name or a mapping with 'name', got {p!r}")
+
+
+def _maintainer(p: Any) -> dict[str, str]:
+    person = parse_person(p) if isinstance(p, str) else _person(p)
+    if not person.get("github_user"):
+        raise ValueError(f"maintainer {p!r}: bioimage.io requires 'github_user' for maintainers")
+    return person
 
 
 def _citation(c: Any) -> dict[str, str]:
@@ -124,7 +174,11 @@ def load_metadata(src: Mapping[str, Any] | str | Path | None) -> ExportMetadata:
         p = Path(src)
         if not p.is_file():
             raise FileNotFoundError(f"metadata file {p} does not exist")
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            raise ValueError(f"metadata file {p} is not plain YAML ({err}); remove tags such as '!!python/...' "
+                             "and fix the syntax") from None
         if not isinstance(data, Mapping):
             raise ValueError(f"metadata file {p} must hold a YAML mapping, not {type(data).__name__}")
         return ExportMetadata.from_mapping(data)
@@ -187,6 +241,42 @@ def _size_text(layout: TensorLayout) -> str:
     return ", ".join(parts)
 
 
+README_COMMAND_FENCE = "```bash"
+"""Fence of the README's command blocks: each line in them is run by the bundle tests, in the
+unpacked bundle folder (``tests/export/test_readme_commands.py``)."""
+
+
+def readme_commands(readme: str) -> list[str]:
+    """The shell command lines of a bundle README (the ``bash`` fenced blocks), in order."""
+    cmds: list[str] = []
+    inside = False
+    for line in readme.splitlines():
+        if line.strip() == README_COMMAND_FENCE:
+            inside = True
+        elif inside and line.strip() == "```":
+            inside = False
+        elif inside and line.strip() and not line.lstrip().startswith("#"):
+            cmds.append(line.strip())
+    return cmds
+
+
+@dataclass(frozen=True)
+class ConsumerSupport:
+    """Which consumer runs this bundle, and why not where it does not."""
+
+    name: str
+    supported: bool
+    detail: str
+
+
+def _finetune_lines(spec: TaskSpec) -> list[str]:
+    return [
+        f"unifmir synth --task {spec.name} --n 6 --out my-data --seed 0",
+        f"unifmir finetune --task {spec.name} --data my-data --from rdf.yaml --out my-finetune --steps 4 "
+        f"--batch-size 2 --val-every 2",
+    ]
+
+
 def render_readme(
     spec: TaskSpec,
     layout: TensorLayout,
@@ -198,11 +288,15 @@ def render_readme(
     tolerance: Mapping[str, float],
     preprocessing_text: str,
     halo_text: str,
+    consumers: Sequence[ConsumerSupport],
     onnx_note: str = "",
     config_text: str = "",
     libtorch_checked: bool = False,
 ) -> str:
-    """Markdown documentation (README.md) of the bundle."""
+    """Markdown documentation (README.md) of the bundle.
+
+    Every line in a ``bash`` block is a command that runs as written in the unpacked bundle folder.
+    """
     out_shape = {
         "sr": "a 2x larger image (b, c, 2y, 2x)",
         "denoise": "a stack of the same size" if layout.in_axes[0] == "z" else "an image of the same size",
@@ -210,12 +304,11 @@ def render_readme(
         "projection": "a 2D image (b, c, y, x) of the surface",
         "volumetric": f"a {layout.fixed_out.get('z', '')}-slice volume (b, c, z, y, x) of the same y/x size",
     }[spec.name]
-    px = ", ".join(f"{k}: {v} µm" for k, v in meta.pixel_size.items()) or "not recorded for this model (state the pixel size of your training data in the metadata)"
-    metrics = ""
+    px = ", ".join(f"{k}: {v} µm" for k, v in meta.pixel_size.items()) or "not recorded for this model"
     if meta.metrics:
         keys = list(meta.metrics[0])
         metrics = "| " + " | ".join(keys) + " |\n|" + "---|" * len(keys) + "\n"
-        metrics += "".join("| " + " | ".join(str(m.get(k, "")) for k in keys) + " |\n" for m in meta.metrics)
+        metrics += "".join("| " + " | ".join(_cell(m.get(k, "")) for k in keys) + " |\n" for m in meta.metrics)
         metrics += f"\nProtocol: {meta.metrics_protocol or 'not stated'}\n"
     else:
         metrics = (
@@ -225,6 +318,28 @@ def render_readme(
             "[0, 255], data_range 255).\n"
         )
     ims = "stack (Z slices as the ImageJ z dimension)" if "z" in layout.in_axes and not layout.singleton_in else "2D image"
+    supported = [c for c in consumers if c.supported]
+    consumer_lines = "\n".join(
+        f"* **{c.name}**: {'yes' if c.supported else 'no'} — {c.detail}" for c in consumers
+    )
+    licence = (f"`{meta.license}`" if meta.license else "not known") + (f". {meta.license_note}" if meta.license_note else "")
+    fiji = ""
+    if any(c.name == "deepImageJ (Fiji)" for c in supported):
+        fiji = f"""### Fiji / deepImageJ
+Install deepImageJ (update site "DeepImageJ"), then *Plugins > deepImageJ > deepImageJ Run*, pick this model
+(`Install model` from the zip), open your {ims} and press Run. deepImageJ uses the TorchScript weights
+(listed first{"; checked to load and reproduce the test output in libtorch 2.0.0, deepImageJ's newest PyTorch engine" if libtorch_checked else ""}).
+The output is in normalised units (see *Input requirements*).
+
+"""
+    ilastik = ""
+    if any(c.name == "ilastik" for c in supported):
+        ilastik = """### ilastik
+Use the *Neural Network Workflow* (ilastik 1.4.1 or newer) and load the zip (one input, one output of the
+input's size).
+
+"""
+    finetune = "\n".join(_finetune_lines(spec))
     return f"""# {name}
 
 {meta.description or spec.description}
@@ -238,45 +353,61 @@ doi:{UNIFMIR_DOI}): a shared SwinIR body with task-specific heads and tails.
 
 Input: one single-channel {ims}, axes `{layout.user_in_axes}`; output: {out_shape}, axes `{layout.user_out_axes}`.
 
+## Operating range
+{meta.operating_range or "Not stated for these weights: check the results against ground truth or a classical baseline before use (see *Validation*)."}
+
 ## Input requirements
 * Tensor axes (bioimage.io): input `b, c, {', '.join(layout.in_axes)}`, output `b, c, {', '.join(layout.out_axes)}`.
 * Valid input sizes: {_size_text(layout)}.
 * Pixel sizes of the training data: {px}. Images with a very different sampling should be resampled first.
-* Normalisation (inside the bundle): {preprocessing_text}. The output stays in normalised units.
+* Normalisation (inside the bundle): {preprocessing_text}. The output stays in normalised units
+  (`unifmir predict --output-units normalized` gives the same numbers; `--output-units input` maps them
+  back to the input's intensity range).
 * Tiling: {halo_text}
 
+## Consumers
+{consumer_lines}
+
 ## Training data and recipe
-* Training data: {meta.training_data or _DEFAULT_TRAINING_DATA[spec.name]} (UniFMIR data: doi:{UNIFMIR_DATA_DOI}).
+* Training data: {meta.training_data or "not recorded for these weights"}.
 * Recipe: {meta.training_recipe or f"UniFMIR fine-tuning recipe: L1 loss, Adam, patch {spec.patch_size}, batch {spec.batch_size}, normalisation '{spec.normalization}'"}.
+* Licence of the weights: {licence}
 
 ## Metrics
 {metrics}
 ## Limitations
-{meta.limitations or "Trained for one imaging modality and sample type; check the results on new data against ground truth or a classical baseline (" + spec.classical_baseline + "). Restoration networks can hallucinate plausible structure; never use the output for quantification without validation."}
+{meta.limitations or "Check the results on new data against ground truth or a classical baseline (" + spec.classical_baseline + "). Restoration networks can hallucinate plausible structure; never use the output for quantification without validation."}
 {onnx_note}
 ## How to run it
-### Fiji / deepImageJ
-Install deepImageJ (update site "DeepImageJ"), then *Plugins > deepImageJ > deepImageJ Run*, pick this model
-(`Install model` from the zip), open your {ims} and press Run. deepImageJ uses the TorchScript weights
-(listed first{"; checked to load and reproduce the test output in libtorch 2.0.0, deepImageJ's newest PyTorch engine" if libtorch_checked else ""}).
+Every command below runs as written in the unpacked bundle folder (unzip the bundle first;
+`rdf.yaml` can be replaced by the zip's path). Replace `sample_input.tif` by your image.
 
-### ilastik
-Use the *Neural Network Workflow* and load the zip (one input, one output).
-
-### bioimageio.core (command line or Python)
-```
-pip install "bioimageio.core==0.11.*" torch
-bioimageio predict {name.replace(' ', '_')}.zip --inputs image.tif --outputs "out/{{sample_id}}_{{output_id}}.tif"
-```
-```python
-from bioimageio.core import load_model_description, predict
-model = load_model_description("{name.replace(' ', '_')}.zip")
+{fiji}{ilastik}### bioimageio.core (command line)
+Install `pip install "bioimageio.core==0.11.*" torch`, then:
+{README_COMMAND_FENCE}
+bioimageio predict rdf.yaml --inputs sample_input.tif --outputs "out/{{sample_id}}_{{output_id}}.tif"
 ```
 
 ### unifmir
-`unifmir predict` with the original checkpoint gives the same result (de-normalised to input units).
+Predict (same normalised output as the bundle), then fine-tune these weights on your own data
+(here a small synthetic dataset in the layout your data use; see unifmir's README, "Your data"):
+{README_COMMAND_FENCE}
+unifmir predict --model rdf.yaml --input sample_input.tif --output unifmir-out --output-units normalized
+{finetune}
+```
+The fine-tuned run (`my-finetune/best.pt`) exports to a new bundle with `unifmir export`.
 
 # Validation
+Check the model on your own data before trusting it:
+1. **Ground truth**: image a few fields twice (the degraded acquisition you will restore, and a
+   high-quality one: more photons, finer sampling or the isotropic/projected reference), restore the
+   first and compare with the second (`unifmir evaluate --model rdf.yaml --data YOUR_DATA --protocol care`
+   reports PSNR/SSIM against the task's classical baseline, {spec.classical_baseline}).
+2. **Residuals**: look at `output - classical baseline`; structure that appears only in the output
+   (not in the raw data) is a hallucination warning.
+3. **Classical baseline**: if the network does not beat {spec.classical_baseline} on your data, use
+   the baseline or fine-tune the model on your data first.
+
 The bundle passed these checks before it was written (`unifmir export`):
 
 {chr(10).join('* ' + line for line in gate_lines)}
@@ -286,3 +417,7 @@ absolute {tolerance['absolute_tolerance']:g}.
 {config_text}
 {meta.documentation_extra}
 """
+
+
+def _cell(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)

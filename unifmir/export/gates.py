@@ -6,7 +6,10 @@
 * ``deepimagej``: one input; axes map onto ImageJ's x, y, c, z, t; only processing steps deepImageJ
   implements; nearest-rank and interpolated percentiles of the test input agree; JDLL's size rule
   (:func:`jdll_output_shape`) gives bioimageio.core's output sizes for several valid input sizes.
-* ``ilastik``: one input and one output.
+* ``ilastik``: a bundle tagged ``ilastik`` has one input and one output of the input's spatial
+  shape (ilastik's rule; :mod:`unifmir.export.consumers`).
+* ``jdll-fields``: every rdf field has the type deepImageJ's reader (JDLL 0.6.1) casts it to.
+* ``input-sensitivity``: shuffled and constant inputs change the output (not a collapsed network).
 
 A failing gate raises :class:`GateError` listing every gate's result.
 """
@@ -16,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -30,9 +33,22 @@ __all__ = [
     "tiling_plan",
     "gate_deepimagej",
     "gate_ilastik",
+    "gate_consumer_fields",
+    "gate_input_sensitivity",
+    "ILASTIK_TAG",
+    "DEEPIMAGEJ_TAG",
+    "SENSITIVITY_MIN",
     "jdll_output_shape",
     "raise_on_failure",
 ]
+
+ILASTIK_TAG = "ilastik"
+DEEPIMAGEJ_TAG = "deepimagej"
+"""Tags by which a bundle claims a consumer (bioimage.io convention)."""
+
+SENSITIVITY_MIN = 0.01
+"""Input-sensitivity gate: a shuffled or constant input must move the output by >= 1 % of its range
+(10x the declared 1e-3 reproducibility tolerance; the collapsed volumetric network moved < 1e-3)."""
 
 TILED_TOLERANCE = 0.02
 """Default block-artifact tolerance: max |tiled - whole| <= 2 % of the whole-image output's range
@@ -333,8 +349,55 @@ def gate_deepimagej(descr: Any, test_input: np.ndarray, percentiles: tuple[float
     return GateResult("deepimagej", ok, "; ".join(problems if problems else notes))
 
 
-def gate_ilastik(descr: Any) -> GateResult:
-    n_in, n_out = len(descr.inputs), len(descr.outputs)
-    ok = n_in == 1 and n_out == 1
-    return GateResult("ilastik", ok, f"{n_in} input(s), {n_out} output(s) (ilastik needs 1 and 1)")
+def gate_ilastik(rdf: Mapping[str, Any]) -> GateResult:
+    """A bundle tagged ``ilastik`` must satisfy ilastik's rules (one input, one output, the output's
+    spatial shape equal to the input's); an untagged bundle passes (it claims nothing)."""
+    from unifmir.export.consumers import ilastik_shape_problems
+
+    claims = ILASTIK_TAG in (rdf.get("tags") or [])
+    problems = ilastik_shape_problems(rdf)
+    if not claims:
+        why = "; ".join(problems) if problems else "not tagged"
+        return GateResult("ilastik", True, f"not claimed ({why})")
+    if problems:
+        return GateResult("ilastik", False, "tagged 'ilastik' but ilastik cannot run it: " + "; ".join(problems))
+    return GateResult("ilastik", True, "one input, one output of the input's spatial shape (ilastik's rule)")
+
+
+def gate_consumer_fields(rdf: Mapping[str, Any]) -> GateResult:
+    """The rdf.yaml as written survives every type cast deepImageJ's reader (JDLL 0.6.1) applies."""
+    from unifmir.export.consumers import jdll_field_problems
+
+    problems = jdll_field_problems(rdf)
+    if problems:
+        return GateResult("jdll-fields", False, "; ".join(problems))
+    return GateResult("jdll-fields", True, "every field has the type deepImageJ/JDLL 0.6.1 casts it to")
+
+
+def gate_input_sensitivity(
+    run: Callable[[np.ndarray], np.ndarray], test_input: np.ndarray, test_output: np.ndarray, seed: int = 0
+) -> GateResult:
+    """The output must depend on the input: a shuffled and a constant input (same intensity
+    range) must each change the output by at least :data:`SENSITIVITY_MIN` of its range.
+
+    A network that collapsed to the training mean returns the same volume for any input and
+    passes every reproducibility check; this gate catches it. ``run`` maps a raw bioimage input
+    array (``b, c, ...``) to the output array, through the bundle's own preprocessing.
+    """
+    rng = np.random.default_rng(seed)
+    ref = np.asarray(test_output, dtype=np.float64)
+    span = float(ref.max() - ref.min())
+    if not np.isfinite(span) or span <= 0:
+        return GateResult("input-sensitivity", False, f"the test output is constant or not finite (range {span:g})")
+    x = np.asarray(test_input, dtype=np.float32)
+    shuffled = rng.permutation(x.reshape(-1)).reshape(x.shape)
+    constant = np.full_like(x, float(np.median(x)))
+    parts, ok = [], True
+    for label, probe in (("shuffled", shuffled), ("constant", constant)):
+        y = np.asarray(run(probe), dtype=np.float64)
+        change = float(np.abs(y - ref).max()) / span if y.shape == ref.shape else float("inf")
+        ok &= change >= SENSITIVITY_MIN
+        parts.append(f"{label} input changes the output by {change:.3g} of its range")
+    detail = "; ".join(parts) + f" (minimum {SENSITIVITY_MIN:g})"
+    return GateResult("input-sensitivity", ok, detail if ok else "output ignores its input: " + detail)
 

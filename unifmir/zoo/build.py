@@ -176,6 +176,7 @@ def build_model(recipe: Recipe, pretrained: Path | None, opts: BuildOptions, ste
         "name": md.name, "description": md.description, "tags": md.tags, "license": md.license,
         "version": md.version, "authors": [a.model_dump(exclude_none=True) for a in md.authors],
         "cite": cite_entries(*md.cite), "training_data": md.training_data,
+        "operating_range": md.operating_range, "git_repo": md.git_repo,
         "training_recipe": (f"`unifmir zoo build {recipe.id}` (recipe packaging/recipes/): preset "
                             f"`{recipe.preset}`, fine-tuned {cfg.schedule.steps} steps from "
                             f"{'the suite pretraining' if recipe.finetune.init == 'suite' else init}, "
@@ -184,8 +185,8 @@ def build_model(recipe: Recipe, pretrained: Path | None, opts: BuildOptions, ste
         "metrics_protocol": "care: ground truth percentile-normalised (0.1/99.9), prediction affinely "
                             "fitted (least squares), data_range 1; held-out synthetic test split",
         "limitations": "Trained on synthetic data only: fine-tune it on your own microscope's data "
-                       "(`unifmir finetune --from <this bundle's state-dict weights or checkpoint>`) before "
-                       "drawing quantitative conclusions.",
+                       "(`unifmir finetune --from rdf.yaml`, see *How to run it*) before drawing "
+                       "quantitative conclusions.",
     }
     opts.out.mkdir(parents=True, exist_ok=True)
     zip_path = opts.out / f"{recipe.id}.zip"

@@ -8,6 +8,10 @@ CITATIONS: dict[str, dict[str, str]] = {
         "fluorescence microscopy-based image restoration. Nature Methods 21, 1558-1567 (2024).",
         "doi": "10.1038/s41592-024-02244-3",
     },
+    "unifmir-data": {
+        "text": "Ma, C. et al. UniFMIR training and test data. Zenodo (2023).",
+        "doi": "10.5281/zenodo.8401470",
+    },
     "swinir": {
         "text": "Liang, J. et al. SwinIR: Image Restoration Using Swin Transformer. ICCV Workshops (2021).",
         "url": "https://arxiv.org/abs/2108.10257",

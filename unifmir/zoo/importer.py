@@ -25,11 +25,15 @@ def official_metadata(model: OfficialModel) -> dict[str, Any]:
             f"(experiment/{model.run}/{model.filename}), converted by unifmir."
         ),
         "authors": [{"name": "Chenxi Ma"}, {"name": "Weimin Tan"}, {"name": "Ruian He"}, {"name": "Bo Yan"}],
-        "cite": cite_entries(*model.cite),
-        "license": "MIT",
+        "cite": cite_entries(*model.cite, "unifmir-data"),
+        # the upstream repository states no licence for its code or weights: do not invent one
+        "license": None,
+        "license_note": "The UniFMIR authors state no licence for these weights (github.com/cxm12/UNiFMIR has "
+                        "no licence file); ask them before redistributing or using them commercially.",
+        "git_repo": "https://github.com/cxm12/UNiFMIR",
         "tags": ["unifmir", "swinir", "fluorescence-light-microscopy", spec.name, model.structure.lower(),
                  "official-release"],
-        "training_data": f"{model.dataset} (preprocessed data: Zenodo doi 10.5281/zenodo.8401470).",
+        "training_data": f"{model.dataset} (the UniFMIR authors' preprocessed data, Zenodo doi 10.5281/zenodo.8401470).",
         "training_recipe": "Pretrained as the multi-task UniFMIR model, then fine-tuned per task by the "
                            "UniFMIR authors (Ma et al., Nature Methods 2024).",
     }

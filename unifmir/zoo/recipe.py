@@ -55,6 +55,7 @@ class TrainRecipe(_Strict):
 class Author(_Strict):
     name: str
     affiliation: str | None = None
+    orcid: str | None = None
     github_user: str | None = None
 
 
@@ -69,6 +70,17 @@ class Metadata(_Strict):
     license: str = "MIT"
     version: str = "0.1.0"
     training_data: str = ""
+    operating_range: str = ""
+    """Markdown: the acquisitions the bundle was trained for (pixel size, PSF, photons, z factor)."""
+    git_repo: str = ""
+    """Repository with the training code (bioimage.io ``git_repo``); empty: not stated."""
+
+    @field_validator("name")
+    @classmethod
+    def _short_name(cls, v: str) -> str:
+        if len(v) > 64:
+            raise ValueError(f"name has {len(v)} characters; bioimage.io allows at most 64")
+        return v
 
 
 class Recipe(_Strict):
