@@ -369,8 +369,8 @@ Input: one single-channel {ims}, axes `{layout.user_in_axes}`; output: {out_shap
 {consumer_lines}
 
 ## Training data and recipe
-* Training data: {meta.training_data or "not recorded for these weights"}.
-* Recipe: {meta.training_recipe or f"UniFMIR fine-tuning recipe: L1 loss, Adam, patch {spec.patch_size}, batch {spec.batch_size}, normalisation '{spec.normalization}'"}.
+* Training data: {(meta.training_data or "not recorded for these weights").strip().rstrip(".")}.
+* Recipe: {(meta.training_recipe or f"UniFMIR fine-tuning recipe: L1 loss, Adam, patch {spec.patch_size}, batch {spec.batch_size}, normalisation '{spec.normalization}'").strip().rstrip(".")}.
 * Licence of the weights: {licence}
 
 ## Metrics

@@ -23,7 +23,7 @@ from unifmir.tasks import get_task
 from unifmir.zoo.citations import cite_entries
 from unifmir.zoo.recipe import DataRecipe, Recipe, SuiteConfig, load_recipes, load_suite
 
-__all__ = ["BuildOptions", "build_suite", "write_suite_readme"]
+__all__ = ["BuildOptions", "build_suite", "write_suite_readme", "pack_bundle"]
 
 
 @dataclass
@@ -43,6 +43,9 @@ class BuildOptions:
     export_kwargs: dict[str, Any] = field(default_factory=dict)
     threads: str | int = "auto"
     """PyTorch CPU threads (``auto``: one thread while the CPU is busy, see ``training.demo``)."""
+    weights_from: Path | None = None
+    """Take each recipe's trained weights from the bundle ``<weights_from>/<id>/`` instead of
+    fine-tuning (re-export in today's bundle format without retraining; evaluation still runs)."""
     log: Callable[[str], None] = print
 
 
@@ -58,9 +61,12 @@ class _Steps:
         return json.loads(path.read_text()) if path.is_file() else None
 
     def put(self, name: str, record: dict[str, Any]) -> dict[str, Any]:
-        with atomic_path(self.root / f"{name}.json") as tmp:
+        with atomic_path(self.root / f"{name}.json", overwrite=True) as tmp:
             tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
         return record
+
+    def drop(self, name: str) -> None:
+        (self.root / f"{name}.json").unlink(missing_ok=True)
 
 
 def _digest(obj: Any) -> str:
@@ -142,7 +148,7 @@ def build_model(recipe: Recipe, pretrained: Path | None, opts: BuildOptions, ste
     work = opts.work / key
     data = _make_data(recipe.data, recipe.task, opts.work / "data" / recipe.id, opts)
 
-    # fine-tune
+    # fine-tune (or take the weights of an existing bundle)
     init = {"suite": str(pretrained) if pretrained else "scratch"}.get(recipe.finetune.init, recipe.finetune.init)
     ft = recipe.finetune
     overrides: dict[str, Any] = {"data": {"batch_size": ft.batch_size}, "checkpoint": {"val_every": ft.val_every}}
@@ -151,9 +157,14 @@ def build_model(recipe: Recipe, pretrained: Path | None, opts: BuildOptions, ste
     cfg = finetune_config(recipe.task, data, init=init, preset=recipe.preset,
                           steps=_scaled(ft.steps, opts.step_scale, 2), lr=ft.lr, device=opts.device,
                           model_overrides=recipe.model or None, overrides=overrides)
-    opts.log(f"[zoo] {recipe.id}: fine-tuning {spec.name} from {init} ({cfg.schedule.steps} steps)")
     t0 = time.perf_counter()
-    best = _train(cfg, work / "run", opts)
+    reused = opts.weights_from / recipe.id if opts.weights_from else None
+    if reused is not None:
+        opts.log(f"[zoo] {recipe.id}: weights from the bundle {reused} (trained {cfg.schedule.steps} steps)")
+        best = _checkpoint_from_bundle(reused, work / "reused.pt")
+    else:
+        opts.log(f"[zoo] {recipe.id}: fine-tuning {spec.name} from {init} ({cfg.schedule.steps} steps)")
+        best = _train(cfg, work / "run", opts)
     train_s = time.perf_counter() - t0
 
     # evaluate on the held-out split, with the task's classical baseline
@@ -188,8 +199,11 @@ def build_model(recipe: Recipe, pretrained: Path | None, opts: BuildOptions, ste
                        "(`unifmir finetune --from rdf.yaml`, see *How to run it*) before drawing "
                        "quantitative conclusions.",
     }
+    # the suite keeps one form in the repository (the folder); the zip stays in the work folder
+    # (`unifmir zoo pack` makes one from a committed folder)
     opts.out.mkdir(parents=True, exist_ok=True)
-    zip_path = opts.out / f"{recipe.id}.zip"
+    zip_path = opts.work / "bundles" / f"{recipe.id}.zip"
+    zip_path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     report = export_model(best, recipe.task, zip_path, metadata=metadata, force=True,
                           **{**recipe.export, **opts.export_kwargs})
@@ -205,10 +219,35 @@ def build_model(recipe: Recipe, pretrained: Path | None, opts: BuildOptions, ste
         "n_test": len(result.images),
         "gates": {g.name: g.ok for g in report.gates}, "weights": report.weight_formats,
         "train_seconds": train_s, "export_seconds": export_s, "steps": cfg.schedule.steps,
+        "weights_reused": reused is not None, "consumers": report.consumers,
         "recipe": recipe.record(),
         "zip_sha256": sha256sum(zip_path),
     }
     return steps.put(key, record)
+
+
+def _checkpoint_from_bundle(folder: Path, out: Path) -> Path:
+    """The network of a unifmir bundle folder, saved as our own checkpoint at ``out``."""
+    from unifmir.model.checkpoints import load_any, save_checkpoint
+
+    if not (folder / "rdf.yaml").is_file():
+        raise FileNotFoundError(f"--weights-from: no bundle {folder}/rdf.yaml (build the recipe without --weights-from)")
+    net = load_any(folder)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return save_checkpoint(out, net, provenance={"source": f"bundle {folder.name}"}, overwrite=True)
+
+
+def pack_bundle(folder: Path, zip_path: Path, *, force: bool = False) -> Path:
+    """Zip a bundle folder verbatim (rdf.yaml as written: the consumer-readable form)."""
+    import zipfile
+
+    if not (folder / "rdf.yaml").is_file():
+        raise FileNotFoundError(f"{folder} is not a bundle folder (no rdf.yaml)")
+    with atomic_path(zip_path, overwrite=force) as tmp:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+            for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+                z.write(f, f.relative_to(folder).as_posix())
+    return zip_path
 
 
 def current_records(work: Path) -> list[dict[str, Any]]:
@@ -229,7 +268,8 @@ def current_records(work: Path) -> list[dict[str, Any]]:
     return list(chosen.values())
 
 
-def write_suite_readme(records: Iterable[dict[str, Any]], out: Path) -> Path:
+def write_suite_readme(records: Iterable[dict[str, Any]], out: Path,
+                       failed: Iterable[dict[str, Any]] = ()) -> Path:
     """Regenerate ``zoo_models/README.md``: one row per bundle with metrics vs baseline and gates."""
     rows = sorted(records, key=lambda r: r["id"])
     lines = [
@@ -242,8 +282,12 @@ def write_suite_readme(records: Iterable[dict[str, Any]], out: Path) -> Path:
         "each recipe; the baseline is the task's classical method on the same images (the best-scoring one",
         "where a task has two, e.g. noisy input vs Gaussian filter).",
         "",
-        "| model | task | parameters | zip size | PSNR model / baseline (dB) | SSIM model / baseline | baseline | beats baseline | gates |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "Consumers: each bundle claims (tags `deepimagej`, `ilastik`) only the consumers its checks passed for;",
+        "ilastik needs an output of the input's spatial shape, which of the five tasks only denoising has.",
+        "`unifmir zoo pack NAME` zips a folder for upload (the repository keeps the folders only).",
+        "",
+        "| model | task | parameters | zip size | PSNR model / baseline (dB) | SSIM model / baseline | baseline | beats baseline | consumers | gates |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         beats = (r["baseline_psnr"] is None) or (r["psnr"] > r["baseline_psnr"] and r["ssim"] > r["baseline_ssim"])
@@ -255,7 +299,7 @@ def write_suite_readme(records: Iterable[dict[str, Any]], out: Path) -> Path:
         lines.append(
             f"| [{r['id']}]({r['id']}/) | {r['task']} | {r['params']:,} | {r['size_mb']:.1f} MB | "
             f"{r['psnr']:.2f} / {bp} | {r['ssim']:.3f} / {bs} | {r['baseline'] or '-'} | "
-            f"{'yes' if beats else '**no**'} | {gate_txt} |"
+            f"{'yes' if beats else '**no**'} | {', '.join(r.get('consumers') or ['?'])} | {gate_txt} |"
         )
     def _budget(r: dict[str, Any]) -> str:
         planned = (r.get("recipe") or {}).get("finetune", {}).get("steps")
@@ -273,6 +317,16 @@ def write_suite_readme(records: Iterable[dict[str, Any]], out: Path) -> Path:
              if r["id"] in recipes and recipes[r["id"]].notes]
     if notes:
         lines += ["Notes:", "", *notes, ""]
+    failed = [f for f in failed if f["id"] not in {r["id"] for r in rows}]
+    if failed:
+        lines += ["Not in the suite (failed a gate of the latest build; a bundle that fails a gate is removed "
+                  "until it passes):", ""]
+        lines += [f"- **{f['id']}**: gate(s) {', '.join(f['gates'])}" for f in failed] + [""]
+    missing = [m for m in missing if m not in {f["id"] for f in failed}]
+    reused = [r["id"] for r in rows if r.get("weights_reused")]
+    if reused:
+        lines += [f"Re-exported in today's bundle format from the weights of the previous build, without "
+                  f"retraining: {', '.join(reused)} (their step counts are those of that build).", ""]
     if missing:
         lines += [f"Not built yet: {', '.join(missing)} (run `unifmir zoo build {' '.join(missing)}`).", ""]
     path = Path(out) / "README.md"
@@ -296,10 +350,26 @@ def _build_suite(names: Iterable[str] | None, opts: BuildOptions) -> list[dict[s
     unknown = [n for n in wanted if n not in recipes]
     if unknown:
         raise ValueError(f"unknown recipe(s) {unknown}; available: {', '.join(recipes)}")
+    from unifmir.export.gates import GateError
+
     steps = _Steps(opts.work / "steps")
-    needs_suite = any(recipes[n].finetune.init == "suite" for n in wanted)
+    needs_suite = opts.weights_from is None and any(recipes[n].finetune.init == "suite" for n in wanted)
     pretrained = pretrain(load_suite(opts.packaging), opts, steps) if needs_suite else None
-    records = [build_model(recipes[n], pretrained, opts, steps) for n in wanted]
+    records = []
+    for n in wanted:
+        try:
+            records.append(build_model(recipes[n], pretrained, opts, steps))
+            steps.drop(f"failed-{n}")
+        except GateError as err:
+            # a bundle that fails a gate leaves the suite until it passes
+            failed = [g.name for g in err.results if not g.ok]
+            opts.log(f"[zoo] {n}: FAILED gate(s) {', '.join(failed)}; removed from {opts.out}\n{err}")
+            shutil.rmtree(opts.out / n, ignore_errors=True)
+            steps.put(f"failed-{n}", {"id": n, "gates": failed, "detail": str(err)})
     # the table covers every bundle built so far, not only this call's
-    write_suite_readme(current_records(opts.work), opts.out)
+    write_suite_readme(current_records(opts.work), opts.out, failed=_failed_records(opts.work))
     return records
+
+
+def _failed_records(work: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted((work / "steps").glob("failed-*.json"))]
