@@ -56,9 +56,9 @@ def test_synth_cli_params_and_seed(tmp_path):
     [
         (["--task", "sr", "--structure", "nuclei"], "not available for task 'sr'"),
         (["--task", "sr", "--param", "wavelenght=0.5"], "unknown --param wavelenght"),
-        (["--task", "sr", "--n", "0"], "--n must be at least 1"),
+        (["--task", "sr", "--n", "0"], "--n: must be at least 1"),
         (["--task", "volumetric", "--size", "30"], "multiple of 11"),
-        (["--task", "sr", "--size", "4"], "--size must be at least 8"),
+        (["--task", "sr", "--size", "4"], "--size: must be at least 8"),
     ],
 )
 def test_synth_cli_user_errors(tmp_path, capsys, extra, match):

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from unifmir.cli import CliError
+from unifmir.cli._checks import check_output_dir, positive_int
 
 __all__ = ["register", "run"]
 
@@ -28,8 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="CPU threads: auto (1 when the CPU is already busy, else PyTorch's "
                    "default) or a number")
     p.add_argument("--device", default=None, help="torch device (default: auto)")
-    p.add_argument("--pretrain-steps", type=int, default=None, help="pretraining steps")
-    p.add_argument("--finetune-steps", type=int, default=None, help="fine-tuning steps")
+    p.add_argument("--pretrain-steps", type=positive_int, default=None, help="pretraining steps")
+    p.add_argument("--finetune-steps", type=positive_int, default=None, help="fine-tuning steps")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -47,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
             if value < 1:
                 raise CliError(f"--{name.replace('_', '-')} must be at least 1")
             settings = dataclasses.replace(settings, **{name: value})
+    check_output_dir("--out", args.out)
     try:
         choose_threads(args.threads)
     except ValueError as err:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from unifmir.cli import CliError
+from unifmir.tasks import TASK_NAMES
 
 __all__ = ["register", "run"]
 
@@ -26,8 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--protocol", choices=("care", "unifmir"), default="care",
                    help="metric protocol (default: care)")
     p.add_argument("--split", default="test", help="dataset split to evaluate (default: test)")
-    p.add_argument("--task", default=None,
-                   help="task to evaluate (required for a multi-task checkpoint)")
+    p.add_argument("--task", default=None, choices=TASK_NAMES,
+                   help="task to evaluate (default: the dataset's, from dataset.yaml)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output folder for evaluation.csv and evaluation.md "
                    "(default: print the summary only)")
@@ -39,20 +40,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation described by the parsed arguments."""
+    from unifmir.cli._checks import check_dataset_dir, check_model_path, check_output_dir
+    from unifmir.data.datasets import validate_dataset
+    from unifmir.data.pairs import load_dataset_info
     from unifmir.training.evaluate import evaluate_checkpoint, write_report
 
-    model, data = Path(args.model), Path(args.data)
-    if not model.is_file():
-        raise CliError(f"--model {model}: no such checkpoint file")
+    model = check_model_path("--model", args.model)
+    data = check_dataset_dir("--data", args.data)
     if not (data / args.split).is_dir():
         raise CliError(f"--data {data}: no {args.split!r} split folder ({data / args.split}); "
                        "create one with `unifmir synth` or bring DIR/<split>/input and target")
-    if args.out is not None and not args.overwrite:
-        for name in ("evaluation.csv", "evaluation.md"):
-            if (Path(args.out) / name).exists():
-                raise CliError(f"{Path(args.out) / name} exists; pass --overwrite or another --out")
+    if args.out is not None:
+        out = Path(args.out)
+        if not args.overwrite:
+            for name in ("evaluation.csv", "evaluation.md"):
+                if (out / name).exists():
+                    raise CliError(f"{out / name} exists; pass --overwrite or another --out")
+        check_output_dir("--out", out)
+    # the whole split is checked (files, channels, shapes, pairs, finite values) before the model runs
+    info = load_dataset_info(data, args.task)
+    validate_dataset(data, args.task or info.task, (args.split,), progress=True)
     result = evaluate_checkpoint(model, data, protocol=args.protocol, split=args.split,
-                                 task=args.task, device=args.device,
+                                 task=args.task or info.task, device=args.device,
                                  baselines=not args.no_baselines, progress=True)
     print(result.to_markdown(f"Evaluation of {model.name}"))
     if args.out is not None:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from unifmir.cli import CliError
+from unifmir.cli._checks import check_model_path, check_output_dir, int_at_least, nonneg_int, positive_float, positive_int
 
 __all__ = ["register", "run_transfer_cli"]
 
@@ -31,19 +32,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--data", required=True, metavar="DIR", help="dataset root (see `unifmir synth`)")
     t.add_argument("--from", dest="pretrained", required=True, metavar="CKPT",
                    help="pretrained checkpoint (ours or official; multi- or single-task)")
-    t.add_argument("--steps", type=int, default=300,
+    t.add_argument("--steps", type=positive_int, default=300,
                    help="optimiser steps of each trained arm (default: 300)")
-    t.add_argument("--folds", type=int, default=None, metavar="K",
+    t.add_argument("--folds", type=int_at_least(2), default=None, metavar="K",
                    help="K-fold cross-validation on DIR/train instead of train/test")
     t.add_argument("--preset", choices=("small", "full"), default="small",
                    help="training preset of both trained arms (default: small)")
     t.add_argument("--protocol", choices=("care", "unifmir"), default="care",
                    help="metric protocol (default: care)")
-    t.add_argument("--lr", type=float, default=None,
+    t.add_argument("--lr", type=positive_float, default=None,
                    help="learning rate of both trained arms (default: the preset's, 1e-4)")
-    t.add_argument("--patch", type=int, default=None,
+    t.add_argument("--patch", type=int_at_least(8), default=None,
                    help="training patch side in input pixels (default: the preset's)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=nonneg_int, default=0)
     t.add_argument("--out", default="transfer-experiment", metavar="DIR",
                    help="output folder (default: ./transfer-experiment)")
     t.add_argument("--overwrite", action="store_true", help="reuse a non-empty --out folder")
@@ -82,8 +83,8 @@ def run_transfer_cli(args: argparse.Namespace) -> int:
         raise CliError("--lr must be positive")
     if args.patch is not None and args.patch < 8:
         raise CliError("--patch must be at least 8 (the Swin window)")
-    if not ckpt.is_file():
-        raise CliError(f"--from {ckpt}: no such checkpoint file")
+    check_model_path("--from", ckpt)
+    check_output_dir("--out", out)
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise CliError(f"--out {out} is not empty; pass --overwrite or choose another folder")
     try:

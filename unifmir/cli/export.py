@@ -61,14 +61,18 @@ def run(args: argparse.Namespace) -> int:
     from unifmir.export.docs import ExportMetadata, load_metadata
     from unifmir.export.gates import GateError
 
-    model = Path(args.model)
-    if not model.exists():  # a file, or a bundle folder
-        raise CliError(f"--model {model}: no such checkpoint file")
+    import yaml
+
+    from unifmir.cli._checks import check_model_path, check_not_inputs, check_output_dir
+
+    model = check_model_path("--model", args.model)  # a file, or a bundle folder
     out = Path(args.out)
     if out.exists() and not args.force:
         raise CliError(f"{out} already exists; choose another --out or pass --force to replace it")
     if not args.folder and out.suffix.lower() != ".zip":
         raise CliError(f"--out must end in .zip (got {out.name}), or pass --folder")
+    check_not_inputs([out], [model] + [Path(p) for p in (args.metadata, args.data) if p])  # even with --force
+    check_output_dir("--out", out.parent)  # before any gate runs
     try:
         meta = load_metadata(args.metadata) if args.metadata else ExportMetadata()
         authors = (args.authors or []) + (args.author or [])
@@ -79,6 +83,9 @@ def run(args: argparse.Namespace) -> int:
         meta = meta.merged({k: v for k, v in overrides.items() if v is not None})
     except (ValueError, FileNotFoundError) as err:
         raise CliError(str(err)) from None
+    except yaml.YAMLError as err:
+        raise CliError(f"--metadata {args.metadata} is not plain YAML ({' '.join(str(err).split())}); "
+                       "remove tags such as !!python/... and keep only keys and values") from None
     try:
         report = export_model(
             model, args.task, out, folder=args.folder, metadata=meta, force=args.force,

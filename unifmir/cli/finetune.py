@@ -17,8 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from . import CliError
+from ._checks import (
+    check_dataset_dir,
+    check_model_path,
+    check_output_dir,
+    int_at_least,
+    nonneg_int,
+    positive_float,
+    positive_int,
+)
 
-__all__ = ["register", "run", "add_common_training_args", "apply_common_overrides"]
+__all__ = ["register", "run", "add_common_training_args", "apply_common_overrides", "check_resume_dir"]
 
 
 def add_common_training_args(p: argparse.ArgumentParser) -> None:
@@ -27,16 +36,16 @@ def add_common_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the interrupted run in RUN_DIR")
     p.add_argument("--config", type=Path, help="YAML training config (see unifmir.training.config)")
     p.add_argument("--preset", choices=["small", "full"], help="training/model preset (default: small)")
-    p.add_argument("--steps", type=int, help="total optimiser steps")
+    p.add_argument("--steps", type=positive_int, help="total optimiser steps")
     p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: auto)")
-    p.add_argument("--lr", type=float, help="learning rate")
-    p.add_argument("--batch-size", type=int, help="global batch size (split across DDP processes)")
-    p.add_argument("--patch-size", type=int, help="training patch size (input pixels)")
-    p.add_argument("--val-every", type=int, help="validate and checkpoint every N steps")
-    p.add_argument("--workers", type=int, help="data-loader worker processes")
-    p.add_argument("--seed", type=int, help="random seed")
+    p.add_argument("--lr", type=positive_float, help="learning rate")
+    p.add_argument("--batch-size", type=positive_int, help="global batch size (split across DDP processes)")
+    p.add_argument("--patch-size", type=int_at_least(8), help="training patch size (input pixels, >= the Swin window 8)")
+    p.add_argument("--val-every", type=positive_int, help="validate and checkpoint every N steps")
+    p.add_argument("--workers", type=nonneg_int, help="data-loader worker processes")
+    p.add_argument("--seed", type=nonneg_int, help="random seed")
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
-    p.add_argument("--early-stopping", type=int, metavar="PATIENCE",
+    p.add_argument("--early-stopping", type=positive_int, metavar="PATIENCE",
                    help="stop after PATIENCE validations without improvement")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -83,6 +92,11 @@ def run_training(cfg: Any, out: Path | None, args: argparse.Namespace) -> int:
     run_dir = args.resume if args.resume is not None else out
     if run_dir is None:
         raise CliError("give --out RUN_DIR for a new run, or --resume RUN_DIR to continue one")
+    check_output_dir("--resume" if args.resume is not None else "--out", run_dir)
+    if cfg is not None and args.resume is None:
+        check_model_path("--from", cfg.init, allow_scratch=True)
+        for task, root in cfg.data.roots.items():
+            check_dataset_dir(f"--data ({task})", root)
     try:
         result = train(cfg, run_dir, resume=args.resume is not None, device=args.device,
                        progress=not args.quiet)
@@ -99,11 +113,22 @@ def run_training(cfg: Any, out: Path | None, args: argparse.Namespace) -> int:
     return 0
 
 
+def check_resume_dir(run_dir: Path) -> None:
+    """``--resume RUN_DIR``: a folder holding an interrupted run (config.yaml and train_state.pt)."""
+    if not run_dir.is_dir():
+        raise CliError(f"--resume {run_dir}: no such run folder; give the --out folder of the run to continue")
+    missing = [n for n in ("config.yaml", "train_state.pt") if not (run_dir / n).is_file()]
+    if missing:
+        raise CliError(f"--resume {run_dir}: the folder holds no resumable run (no {' or '.join(missing)}); "
+                       "start a new run with --out (and --from RUN_DIR/last.pt to keep its weights)")
+
+
 def run(args: argparse.Namespace) -> int:
     from unifmir.training.config import ConfigError, config_from_dict, finetune_config, load_config
 
     try:
         if args.resume is not None:
+            check_resume_dir(args.resume)
             cfg = None
             if args.config is not None or any(
                 v is not None for v in (args.task, args.data, args.init, args.lr, args.batch_size, args.patch_size)
@@ -164,7 +189,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="initial weights: our checkpoint, any official UniFMIR checkpoint, a bundle written by "
                    "`unifmir export` (BUNDLE.zip, its folder or its rdf.yaml), or 'scratch'")
     p.add_argument("--freeze-body", action="store_true", help="train only the task head and tail")
-    p.add_argument("--upscale", type=int, help="new SR scale (e.g. 1 for DeepBacs-style SR): a fresh upsampler")
-    p.add_argument("--in-chans", type=int, help="new input channel count: a fresh head")
+    p.add_argument("--upscale", type=positive_int, help="new SR scale (e.g. 1 for DeepBacs-style SR): a fresh upsampler")
+    p.add_argument("--in-chans", type=positive_int, help="new input channel count: a fresh head")
     add_common_training_args(p)
     p.set_defaults(func=run)

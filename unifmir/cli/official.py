@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from unifmir.cli import CliError
+from unifmir.cli._checks import check_output_dir, sha256_hex
 
 __all__ = ["register"]
 
@@ -22,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fetch.add_argument("--url", default=RELEASE_URL, help="archive URL (default: %(default)s)")
     fetch.add_argument("--cache", type=Path, default=None,
                        help="cache folder (default: $UNIFMIR_CACHE or ~/.cache/unifmir)")
-    fetch.add_argument("--sha256", default=None, help="expected sha256 of the archive")
+    fetch.add_argument("--sha256", type=sha256_hex, default=None, help="expected sha256 of the archive")
     fetch.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     fetch.set_defaults(func=_fetch)
 
@@ -43,8 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from unifmir.zoo.fetch import FetchError, fetch_official
+    from unifmir.zoo.fetch import FetchError, default_cache_dir, fetch_official
 
+    check_output_dir("--cache", args.cache if args.cache is not None else default_cache_dir())
     try:
         root = fetch_official(args.url, args.cache, progress=not args.no_progress, sha256=args.sha256)
     except FetchError as err:
@@ -56,6 +58,10 @@ def _fetch(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     from unifmir.zoo.importer import import_release
 
+    if not args.release.is_dir():
+        raise CliError(f"--release {args.release}: no such folder; unpack model.tgz of the UniFMIR release there "
+                       "or run `unifmir fetch-official`")
+    check_output_dir("--out", args.out)
     reports = import_release(args.release, args.out, only=args.only, folder=args.folder, force=args.force)
     for name, path in reports.items():
         print(f"{name}: {path}")

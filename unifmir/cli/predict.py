@@ -8,6 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from unifmir.cli import CliError
+from unifmir.cli._checks import (
+    check_model_path,
+    check_not_inputs,
+    check_output_dir,
+    nonneg_int,
+    positive_float,
+    positive_int,
+)
 from unifmir.tasks import TASK_NAMES
 
 __all__ = ["register", "run", "output_path"]
@@ -29,11 +37,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--input", nargs="+", required=True, metavar="IMAGE", help="input images (.tif/.ome.tif/.npy)")
     p.add_argument("--output", required=True, metavar="DIR", help="output folder (created if missing)")
     p.add_argument("--axes", default=None, help="axes of the inputs, e.g. ZYX (default: from the file)")
-    p.add_argument("--tile", type=int, default=None, help="tile side in pixels (default: from free memory)")
+    p.add_argument("--tile", type=positive_int, default=None, help="tile side in pixels (default: from free memory)")
     p.add_argument(
-        "--overlap", type=int, default=None, help="halo per tile side in pixels (default: receptive field; exact)"
+        "--overlap", type=nonneg_int, default=None, help="halo per tile side in pixels (default: receptive field; exact)"
     )
-    p.add_argument("--batch-size", type=int, default=None, help="2-D images per network call")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="2-D images per network call")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:0 ...")
     p.add_argument("--backend", choices=("eager", "torchscript"), default="eager")
     p.add_argument(
@@ -41,8 +49,8 @@ def register(subparsers: Any) -> None:
         help="output type: float32 (default) or the input's type (clipped and rounded)",
     )
     p.add_argument("--rescale", action="store_true", help="with --dtype input: stretch [min, max] to the type's range")
-    p.add_argument("--z-factor", type=int, default=None, help="isotropic: axial upsampling factor (default 4)")
-    p.add_argument("--z-spacing", type=float, default=None, help="z pixel size (um) to record in the output")
+    p.add_argument("--z-factor", type=positive_int, default=None, help="isotropic: axial upsampling factor (default 4)")
+    p.add_argument("--z-spacing", type=positive_float, default=None, help="z pixel size (um) to record in the output")
     p.add_argument("--no-normalize", action="store_true", help="feed the images unnormalised")
     p.add_argument(
         "--output-units", choices=("input", "normalized"), default="input",
@@ -66,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     """Execute ``unifmir predict``; user errors raise :class:`CliError`."""
     import numpy as np
 
-    from unifmir.data.io import ImageError, read_image, write_image
+    from unifmir.data.io import ImageError, check_finite_file, check_single_channel, read_image, write_image
     from unifmir.predict.api import cast_output, check_input, output_pixel_size, predict, prepare_module
     from unifmir.tasks import get_task
 
@@ -75,6 +83,9 @@ def run(args: argparse.Namespace) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise CliError(f"--output {out_dir} exists and is not a folder")
     outs = [output_path(out_dir, p) for p in inputs]
+    check_model_path("--model", args.model)
+    check_not_inputs(outs, [*inputs, Path(args.model)])  # even with --overwrite
+    check_output_dir("--output", out_dir)
     dup = {o for o in outs if outs.count(o) > 1}
     if dup:
         raise CliError(f"several inputs would write the same output {sorted(map(str, dup))}; rename them")
@@ -101,9 +112,11 @@ def run(args: argparse.Namespace) -> int:
         except (ImageError, ValueError, OSError) as err:
             raise CliError(f"cannot read {src}: {err}") from None
         try:
+            check_single_channel(src, tuple(arr.shape), meta.axes, letters="C")
             check_input(_task_shape(arr.shape, meta.axes, spec), spec)
+            check_finite_file(src, arr)
         except (ValueError, CliError) as err:
-            raise CliError(f"{src}: {err}") from None
+            raise CliError(f"{src}: {err}" if str(src) not in str(err) else str(err)) from None
         del arr
     files = inputs
     bar = None
@@ -122,6 +135,9 @@ def run(args: argparse.Namespace) -> int:
                 )
             except ValueError as err:
                 raise CliError(f"{src}: {err}") from None
+            if not np.isfinite(y).all():
+                raise CliError(f"the model {args.model} produced NaN/Inf values for {src} (its weights are finite); "
+                               "check the image's intensities (--no-normalize?) or use another checkpoint")
             out = cast_output(y, None if args.dtype == "float32" else arr.dtype, rescale=args.rescale)
             ps = output_pixel_size(
                 meta.pixel_size, spec, scale=tm.scale if spec.input_axes == spec.output_axes == "YX" else None,

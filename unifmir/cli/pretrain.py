@@ -24,7 +24,7 @@ import argparse
 from pathlib import Path
 
 from . import CliError
-from .finetune import add_common_training_args, apply_common_overrides, run_training
+from .finetune import add_common_training_args, apply_common_overrides, check_resume_dir, run_training
 
 __all__ = ["register", "run"]
 
@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         if args.resume is not None:
             if args.config is not None or args.data:
                 raise CliError("--resume continues a run with its own config.yaml; do not give --config/--data")
+            check_resume_dir(args.resume)
             cfg = None
             if args.steps is not None or args.early_stopping is not None:
                 d = apply_common_overrides(load_config(args.resume / "config.yaml").to_dict(), args)

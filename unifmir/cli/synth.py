@@ -13,19 +13,24 @@ import argparse
 import sys
 
 from unifmir.cli import CliError
+from unifmir.cli._checks import check_output_dir, fraction, int_at_least, nonneg_int, positive_int
 from unifmir.tasks import TASK_NAMES
 
 
 def _param(text: str) -> tuple[str, object]:
     if "=" not in text:
-        raise argparse.ArgumentTypeError(f"--param expects NAME=VALUE, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
     key, val = text.split("=", 1)
     import yaml
 
     try:
         value = yaml.safe_load(val)
     except yaml.YAMLError:
-        value = val
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the value is not a plain number, true/false or text (YAML tags are not read)"
+        ) from None
+    if not key.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
     return key.strip(), value
 
 
@@ -40,9 +45,9 @@ def register(subparsers) -> None:
         "plus OUT/dataset.yaml (the layout your own data use, see unifmir.data.pairs).",
     )
     p.add_argument("--task", required=True, choices=TASK_NAMES)
-    p.add_argument("--n", type=int, default=200, help="number of pairs (default 200)")
+    p.add_argument("--n", type=positive_int, default=200, help="number of pairs (default 200)")
     p.add_argument("--out", required=True, help="output dataset folder")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonneg_int, default=0)
     p.add_argument(
         "--structure",
         default=None,
@@ -50,13 +55,14 @@ def register(subparsers) -> None:
         + " (bacteria variants: ecoli, saureus, bacteria)",
         metavar="|".join(structures[:3]) + "|...",
     )
-    p.add_argument("--size", type=int, default=None, help="Y/X size of the inputs (task default)")
-    p.add_argument("--test-fraction", type=float, default=0.1, help="share of pairs in test/ (0.1)")
+    p.add_argument("--size", type=int_at_least(8), default=None, help="Y/X size of the inputs (task default)")
+    p.add_argument("--test-fraction", type=fraction, default=0.1, help="share of pairs in test/ (0.1)")
     p.add_argument(
         "--param", action="append", type=_param, default=[], metavar="NAME=VALUE",
         help="forward-model parameter, e.g. --param photons=3 --param na=1.4 (repeatable)",
     )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in OUT")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a dataset that an earlier `unifmir synth` wrote in OUT (never other folders)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
 
@@ -67,15 +73,11 @@ def run(args: argparse.Namespace) -> int:
     from unifmir.data import forward
     from unifmir.data.pairs import synthesize_dataset
 
-    if args.n < 1:
-        raise CliError(f"--n must be at least 1, got {args.n}")
     if args.structure is not None and args.structure not in forward.STRUCTURES[args.task]:
         raise CliError(
             f"--structure {args.structure!r} is not available for task {args.task!r}; choose one of "
             f"{', '.join(forward.STRUCTURES[args.task])}"
         )
-    if args.size is not None and args.size < 8:
-        raise CliError(f"--size must be at least 8, got {args.size}")
     params = dict(args.param)
     pair_fn = getattr(forward, f"{args.task}_pair")
     fwd_fn = {
@@ -100,14 +102,17 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet and (i == n or i % max(1, n // 10) == 0):
             print(f"  {i}/{n} pairs", file=sys.stderr)
 
+    check_output_dir("--out", args.out)
     try:
         out = synthesize_dataset(
             args.task, args.n, args.out, seed=args.seed, structure=args.structure,
             test_fraction=args.test_fraction, size=args.size, overwrite=args.overwrite,
             params=params, progress=progress,
         )
+    except FileExistsError as err:
+        raise CliError(f"--out {err}") from None
     except TypeError as err:  # a parameter of the wrong kind
-        raise CliError(str(err)) from None
+        raise CliError(f"--param {', '.join(f'{k}={v!r}' for k, v in params.items())}: {err}") from None
     if not args.quiet:
         print(f"wrote {args.n} {args.task} pairs to {out} (see {out / 'dataset.yaml'})")
     return 0

@@ -43,13 +43,22 @@ import numpy as np
 import torch
 import torch.utils.data
 
-from unifmir.data.io import ImageError, check_pair_shapes, open_memmap, read_image
+from unifmir.data.io import (
+    ImageError,
+    check_finite_file,
+    check_pair_shapes,
+    check_single_channel,
+    open_memmap,
+    read_header,
+    read_image,
+)
 from unifmir.data.normalize import NormStats, normalize_for_task
 from unifmir.data.pairs import list_pairs, load_dataset_info
 from unifmir.tasks import TaskSpec, get_task
 
 __all__ = [
     "PatchDataset",
+    "validate_dataset",
     "whole_image_pairs",
     "lightfield_to_views",
     "views_to_lightfield",
@@ -342,6 +351,97 @@ class PatchDataset(torch.utils.data.Dataset):
         vol = np.asarray(b[:, y0 : y0 + p, x0 : x0 + p])
         lf, vol = self._lateral_aug(rng, lf, vol)
         return lightfield_to_views(np.ascontiguousarray(lf), n), vol
+
+
+def _squeezed_shape(shape: tuple[int, ...], ndim: int) -> tuple[int, ...] | None:
+    """``shape`` with singleton axes dropped (or prepended) to ``ndim`` dims, as :func:`_squeeze_to` does."""
+    shape = tuple(shape)
+    if len(shape) < ndim:
+        return (1,) * (ndim - len(shape)) + shape
+    while len(shape) > ndim and shape[0] == 1:
+        shape = shape[1:]
+    while len(shape) > ndim and shape[-3] == 1:
+        shape = shape[:-3] + shape[-2:]
+    return shape if len(shape) == ndim else None
+
+
+def _checked_image(path: Path, axes: str, role: str, check_values: bool) -> tuple[int, ...]:
+    """Shape (in ``axes``) of one dataset image after checking channels, dims, dtype and values."""
+    head = read_header(path)
+    check_single_channel(path, head.shape, head.file_axes)
+    if head.dtype.kind not in "biuf":
+        raise ImageError(f"{path} has non-numeric pixels ({head.dtype}); save the {role} as integer or float")
+    shape = _squeezed_shape(head.shape, len(axes))
+    if shape is None:
+        raise ImageError(
+            f"{path} has shape {head.shape} (file axes {head.file_axes!r}), but a {role} of this task is a "
+            f"{len(axes)}-D image with axes {axes!r}; store one {axes} image per file"
+        )
+    if 0 in shape:
+        raise ImageError(f"{path} is empty (shape {head.shape}); remove it or write the image again")
+    if check_values:
+        try:
+            check_finite_file(path)
+        except (OSError, ValueError) as err:
+            if isinstance(err, ImageError):
+                raise
+            raise ImageError(f"cannot read the pixels of {path} ({err}); is the file truncated?") from None
+    return shape
+
+
+def validate_dataset(
+    root: str | os.PathLike,
+    task: str | TaskSpec,
+    splits: tuple[str, ...] = ("train",),
+    *,
+    z_factor: int | None = None,
+    patch_size: int | None = None,
+    check_values: bool = True,
+    progress: bool = False,
+) -> dict[str, int]:
+    """Check every pair of ``root``'s ``splits`` for ``task`` before any work starts.
+
+    For each file: readable, single channel (no RGB samples or channels), the task's number of
+    dimensions, numeric pixels, not empty and (``check_values``) finite; for each pair: the
+    shapes the task needs (:func:`unifmir.data.io.check_pair_shapes`); for ``volumetric`` the
+    light-field image must hold one ``patch_size`` patch. Every split must hold at least one pair.
+    Raises :class:`ImageError` / ``FileNotFoundError`` naming the file and the fix; returns the
+    number of pairs per split. ``progress`` shows a tqdm bar when there are more than 50 pairs.
+    """
+    spec = get_task(task)
+    root = Path(root)
+    info = load_dataset_info(root, spec.name)
+    zf = z_factor or info.z_factor
+    pairs = {split: list_pairs(root, split) for split in splits}
+    for split, found in pairs.items():
+        if not found:
+            raise ImageError(
+                f"{root / split} holds no image pairs; put input/NAME and target/NAME files there "
+                "(see `unifmir synth` for the layout)"
+            )
+    total = sum(len(v) for v in pairs.values())
+    bar = None
+    if progress and total > 50:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc=f"checking {root.name}", unit="pair", leave=False)
+    try:
+        for split, found in pairs.items():
+            for p_in, p_tg in found:
+                a = _checked_image(p_in, spec.input_axes, "input", check_values)
+                b = _checked_image(p_tg, spec.output_axes, "target", check_values)
+                check_pair_shapes(a, b, spec, z_factor=zf, name=f"{p_in} and its target {p_tg.name}")
+                if spec.lenslets and patch_size and min(a) < patch_size:
+                    raise ImageError(
+                        f"{p_in}: the light-field image {a} is smaller than the training patch {patch_size}; "
+                        f"use --patch-size <= {min(a) // spec.lenslets * spec.lenslets} or larger images"
+                    )
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return {split: len(found) for split, found in pairs.items()}
 
 
 def whole_image_pairs(

@@ -15,6 +15,7 @@ micrometres in a ``{"Z": .., "Y": .., "X": ..}`` dictionary.
 from __future__ import annotations
 
 import os
+import struct
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,10 @@ __all__ = [
     "open_memmap",
     "IMAGE_SUFFIXES",
     "strip_suffix",
+    "ImageHeader",
+    "read_header",
+    "check_single_channel",
+    "check_finite_file",
 ]
 
 VALID_AXES = "TCZYX"
@@ -75,6 +80,33 @@ def default_axes(ndim: int) -> str:
             f"(e.g. axes='ZYX')"
         )
     return table[ndim]
+
+
+def _take_one_channel(path: Path, axis: int, ndim: int) -> str:
+    """A one-line recipe that writes channel 0 of ``path`` to a new single-channel file."""
+    index = "[..., 0]" if axis == ndim - 1 else ("[0]" if axis == 0 else f".take(0, axis={axis})")
+    out = f"{strip_suffix(path)}_c0.tif"
+    return (f"python -c \"import tifffile; tifffile.imwrite('{out}', tifffile.imread('{path}'){index})\" "
+            "(or Fiji: Image > Color > Split Channels)")
+
+
+def check_single_channel(path: str | os.PathLike, shape: tuple[int, ...], file_axes: str, letters: str = "SC") -> None:
+    """Raise :class:`ImageError` if the file holds several colour samples (RGB) or channels.
+
+    ``file_axes`` are the file's own axis letters (tifffile's: ``S`` = samples per pixel, ``C`` =
+    channels); ``letters`` selects which of the two are checked. The message names the file and
+    shows how to keep one channel.
+    """
+    path = Path(path)
+    for letter, what in (("S", "an RGB/multichannel image"), ("C", "a multichannel image")):
+        if letter in letters and letter in file_axes.upper():
+            k = file_axes.upper().index(letter)
+            if k < len(shape) and shape[k] > 1:
+                raise ImageError(
+                    f"{path} is {what} ({shape[k]} channels; shape {tuple(shape)}, file axes {file_axes!r}), but "
+                    f"unifmir works on single-channel images: take one channel with "
+                    f"{_take_one_channel(path, k, len(shape))}"
+                )
 
 
 def validate_axes(axes: str) -> str:
@@ -264,6 +296,13 @@ def read_image(
         except ValueError as err:
             raise ImageError(f"{path} is not a plain numeric .npy array ({err})") from None
         file_axes = default_axes(arr.ndim) if axes is None and arr.ndim in (2, 3, 4, 5) else "Q" * arr.ndim
+        if axes is None and arr.ndim == 3 and arr.shape[-1] in (3, 4) and min(arr.shape[:2]) >= 8:
+            raise ImageError(
+                f"{path} has shape {arr.shape}: it looks like an RGB/multichannel image (last axis "
+                f"{arr.shape[-1]}), but unifmir works on single-channel images: take one channel with "
+                f"python -c \"import numpy as np; np.save('{strip_suffix(path)}_c0.npy', np.load('{path}')[..., 0])\"; "
+                "if it really is a z-stack with 3-4 pixels along X, pass the axes (--axes ZYX)"
+            )
         if axes is None:
             if arr.ndim not in (2, 3, 4, 5):
                 default_axes(arr.ndim)  # raises
@@ -291,8 +330,10 @@ def read_image(
                         arr = None
                 if arr is None:
                     arr = series.asarray()
-        except tifffile.TiffFileError as err:
-            raise ImageError(f"{path} is not a readable TIFF file ({err})") from None
+        except (tifffile.TiffFileError, ValueError, IndexError, EOFError, struct.error) as err:
+            raise ImageError(f"{path} is not a readable TIFF file ({err}); is it truncated or another format?") from None
+        if axes is None or "C" not in validate_axes(axes):  # colour samples are never z-slices
+            check_single_channel(path, tuple(arr.shape), file_axes, letters="S")
         arr, axes_out = _squeeze_to(arr, file_axes, axes)
     else:
         raise ImageError(
@@ -300,6 +341,78 @@ def read_image(
         )
     sizes = {k: v for k, v in sizes.items() if k in axes_out}
     return arr, ImageMeta(axes=axes_out, pixel_size=sizes)
+
+
+@dataclass
+class ImageHeader:
+    """Shape, dtype and axes of an image file, read without loading its pixels."""
+
+    path: Path
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    file_axes: str
+    """The file's own axis letters (tifffile's; ``.npy``: the default for its number of dimensions)."""
+
+
+def read_header(path: str | os.PathLike) -> ImageHeader:
+    """Read an image file's :class:`ImageHeader` (TIFF series metadata or the ``.npy`` header).
+
+    Raises ``FileNotFoundError`` / :class:`ImageError` (unreadable, unsupported, a folder).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"image file {path} does not exist")
+    if path.is_dir():
+        raise ImageError(f"{path} is a directory, not an image file")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            raise ImageError(f"{path} is not a plain numeric .npy array ({err}); save it with numpy.save") from None
+        axes = default_axes(arr.ndim) if arr.ndim in (2, 3, 4, 5) else "Q" * arr.ndim
+        return ImageHeader(path, tuple(int(s) for s in arr.shape), arr.dtype, axes)
+    if suffix in (".tif", ".tiff"):
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(path) as tf:
+                series = tf.series[0]
+                return ImageHeader(path, tuple(int(s) for s in series.shape), np.dtype(series.dtype), series.axes)
+        except (tifffile.TiffFileError, ValueError, IndexError, EOFError, struct.error, TypeError) as err:
+            raise ImageError(f"{path} is not a readable TIFF file ({err}); is it truncated or another format?") from None
+    raise ImageError(f"unsupported image format {path.suffix!r} for {path}; use .tif/.tiff/.ome.tif or .npy")
+
+
+def check_finite_file(path: str | os.PathLike, array: Any = None) -> None:
+    """Raise :class:`ImageError` naming ``path`` if its floating-point pixels hold NaN/Inf.
+
+    ``array`` is the (possibly memory-mapped) content; it is read block by block along the first
+    axis so that large stacks are not loaded at once.
+    """
+    path = Path(path)
+    arr = open_memmap(path) if array is None else array
+    if np.dtype(arr.dtype).kind != "f":
+        return
+    n_nan = n_inf = 0
+    first: tuple[int, ...] | None = None
+    step = max(1, int(8_000_000 // max(1, int(np.prod(arr.shape[1:], dtype=np.int64)))))
+    for i in range(0, arr.shape[0] if arr.ndim else 1, step):
+        block = np.asarray(arr[i : i + step]) if arr.ndim else np.asarray(arr)
+        bad = ~np.isfinite(block)
+        if bad.any():
+            n_nan += int(np.isnan(block).sum())
+            n_inf += int(np.isinf(block).sum())
+            if first is None:
+                idx = np.argwhere(bad)[0]
+                first = tuple(int(v) for v in idx)
+                if arr.ndim:
+                    first = (first[0] + i,) + first[1:]
+    if n_nan or n_inf:
+        raise ImageError(
+            f"{path} contains {n_nan} NaN and {n_inf} infinite value(s) (first at index {first}); replace them "
+            "(e.g. numpy.nan_to_num) or remove this image (and its pair) from the dataset"
+        )
 
 
 def write_image(

@@ -45,6 +45,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -52,7 +53,7 @@ from typing import Any, Callable
 import numpy as np
 import yaml
 
-from unifmir._atomic import atomic_path
+from unifmir._atomic import atomic_path, clean_stale, fsync_dir, is_temp_name
 from unifmir.data.io import IMAGE_SUFFIXES, ImageError, strip_suffix, write_image
 from unifmir.tasks import TaskSpec, get_task
 
@@ -64,6 +65,7 @@ __all__ = [
     "list_pairs",
     "synthesize_dataset",
     "write_dataset_info",
+    "SYNTH_MARKER",
 ]
 
 DATASET_YAML = "dataset.yaml"
@@ -276,6 +278,53 @@ def _yaml_safe(v: Any) -> Any:
     return str(v)
 
 
+SYNTH_MARKER = ".unifmir-synth"
+"""Marker file that ``unifmir synth`` writes into the dataset folders it creates; ``--overwrite``
+replaces only folders that hold it."""
+_SYNTH_ENTRIES = (*SPLITS, DATASET_YAML)
+"""What a synthetic dataset consists of (and what ``--overwrite`` replaces)."""
+
+
+def _claim_folder(out: Path, overwrite: bool) -> None:
+    """Check that ``out`` may receive a synthetic dataset; mark it as ``synth``'s own."""
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder; choose another --out")
+    marker = out / SYNTH_MARKER
+    if out.is_dir():
+        entries = [p for p in out.iterdir() if not is_temp_name(p.name)]
+        if entries and not marker.is_file():
+            shown = ", ".join(sorted(p.name for p in entries)[:5])
+            raise FileExistsError(
+                f"{out} is not empty ({shown}) and was not written by `unifmir synth` (no {SYNTH_MARKER} file); "
+                "--overwrite only replaces a dataset that synth made, never your own files: choose another --out"
+            )
+        if entries and not overwrite:
+            raise FileExistsError(
+                f"{out} exists and is not empty (a dataset from an earlier `unifmir synth`); choose another --out "
+                "or pass --overwrite to replace its train/, test/ and dataset.yaml"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    if not marker.is_file():
+        with atomic_path(marker) as tmp:
+            tmp.write_text("written by `unifmir synth`: `synth --overwrite` may replace train/, test/ and "
+                           "dataset.yaml in this folder\n", encoding="utf-8")
+
+
+def _swap_in(stage: Path, out: Path) -> None:
+    """Move the staged dataset entries into ``out``, replacing the previous ones."""
+    trash = Path(tempfile.mkdtemp(prefix=f".unifmir-synth-old.{os.getpid()}.", suffix=".tmp", dir=out))
+    try:
+        for name in _SYNTH_ENTRIES:
+            old, new = out / name, stage / name
+            if old.exists() or old.is_symlink():
+                os.replace(old, trash / name)
+            if new.exists():
+                os.replace(new, old)
+        fsync_dir(out)
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)
+
+
 def synthesize_dataset(
     task: str,
     n: int,
@@ -294,9 +343,14 @@ def synthesize_dataset(
     ``n``); the last ``round(n * test_fraction)`` pairs (at least one when ``n >= 2`` and the
     fraction is positive) go to ``test/``. ``params`` are forwarded to the task's forward model
     (:func:`unifmir.data.forward.synthesize`). ``dataset.yaml`` (task, axes, pixel sizes,
-    provenance: generator, version, seed, structure, size, parameters) is written last. An
-    existing non-empty ``out`` is refused unless ``overwrite`` (which then replaces a previous
-    unifmir dataset's ``train``/``test`` folders).
+    provenance: generator, version, seed, structure, size, parameters) is written with the pairs.
+
+    ``out`` must be missing, empty, or a folder that ``synthesize_dataset`` made (it holds the
+    :data:`SYNTH_MARKER` file); any other non-empty folder is refused even with ``overwrite``, so
+    a user's own dataset is never deleted. With ``overwrite`` an earlier synthetic dataset's
+    ``train/``, ``test/`` and ``dataset.yaml`` are replaced (other files are kept). The pairs are
+    written into a staging folder inside ``out`` and moved into place at the end: an interrupted
+    run leaves the previous dataset as it was, and its staging folder is removed by the next run.
     """
     from unifmir import __version__
     from unifmir.data.forward import synthesize
@@ -307,17 +361,9 @@ def synthesize_dataset(
     if not 0.0 <= float(test_fraction) < 1.0:
         raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a folder; choose another --out")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise FileExistsError(
-                f"{out} exists and is not empty; choose another --out or pass --overwrite"
-            )
-        if (out / DATASET_YAML).exists():
-            for s in SPLITS:
-                if (out / s).is_dir():
-                    shutil.rmtree(out / s)
+    if out.is_dir():
+        clean_stale(out)
+    _claim_folder(out, overwrite)
     n = int(n)
     n_test = int(round(n * float(test_fraction)))
     if test_fraction > 0 and n >= 2:
@@ -327,42 +373,47 @@ def synthesize_dataset(
     params = dict(params or {})
     width = max(4, len(str(n - 1)))
     first = None
-    for i in range(n):
-        rng = np.random.default_rng([int(seed), i])
-        pair = synthesize(spec.name, rng, size=size, structure=structure, **params)
-        if first is None:
-            first = pair
-        split = "train" if i < n_train else "test"
-        name = f"{i:0{width}d}.tif"
-        write_image(out / split / "input" / name, pair.input, pair.input_axes, pair.input_pixel_size, overwrite=overwrite)
-        write_image(out / split / "target" / name, pair.target, pair.target_axes, pair.target_pixel_size, overwrite=overwrite)
-        if progress is not None:
-            progress(i + 1, n)
-    for s in SPLITS:
-        for sub in ("input", "target"):
-            (out / s / sub).mkdir(parents=True, exist_ok=True)
-    assert first is not None
-    prov = {
-        "generator": "unifmir.data.forward.synthesize",
-        "unifmir_version": __version__,
-        "seed": int(seed),
-        "pair_seed": "numpy.random.default_rng([seed, index])",
-        "n": n,
-        "test_fraction": float(test_fraction),
-        "structure": first.params.get("structure"),
-        "size": first.params.get("size"),
-        "params": _yaml_safe(first.params),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-    write_dataset_info(
-        out,
-        spec.name,
-        input_pixel_size=first.input_pixel_size,
-        target_pixel_size=first.target_pixel_size,
-        z_factor=first.params.get("z_factor") if spec.z_factor is not None else None,
-        description=f"synthetic {spec.title} pairs ({first.params.get('structure')})",
-        provenance=prov,
-        counts={"train": n_train, "test": n_test},
-        overwrite=True,
-    )
+    stage = Path(tempfile.mkdtemp(prefix=f".unifmir-synth.{os.getpid()}.", suffix=".tmp", dir=out))
+    try:
+        for i in range(n):
+            rng = np.random.default_rng([int(seed), i])
+            pair = synthesize(spec.name, rng, size=size, structure=structure, **params)
+            if first is None:
+                first = pair
+            split = "train" if i < n_train else "test"
+            name = f"{i:0{width}d}.tif"
+            write_image(stage / split / "input" / name, pair.input, pair.input_axes, pair.input_pixel_size)
+            write_image(stage / split / "target" / name, pair.target, pair.target_axes, pair.target_pixel_size)
+            if progress is not None:
+                progress(i + 1, n)
+        for s in SPLITS:
+            for sub in ("input", "target"):
+                (stage / s / sub).mkdir(parents=True, exist_ok=True)
+        assert first is not None
+        prov = {
+            "generator": "unifmir.data.forward.synthesize",
+            "unifmir_version": __version__,
+            "seed": int(seed),
+            "pair_seed": "numpy.random.default_rng([seed, index])",
+            "n": n,
+            "test_fraction": float(test_fraction),
+            "structure": first.params.get("structure"),
+            "size": first.params.get("size"),
+            "params": _yaml_safe(first.params),
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        write_dataset_info(
+            stage,
+            spec.name,
+            input_pixel_size=first.input_pixel_size,
+            target_pixel_size=first.target_pixel_size,
+            z_factor=first.params.get("z_factor") if spec.z_factor is not None else None,
+            description=f"synthetic {spec.title} pairs ({first.params.get('structure')})",
+            provenance=prov,
+            counts={"train": n_train, "test": n_test},
+            overwrite=True,
+        )
+        _swap_in(stage, out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     return out

@@ -100,6 +100,9 @@ def _load_net(model: nn.Module | str | os.PathLike, task: str | None) -> nn.Modu
         raise ValueError(f"the model was built for task {net.task!r}, not {task!r}")
     if getattr(net, "task", None) is None:
         net.task = get_task(task).name  # type: ignore[assignment]
+    from unifmir.predict.api import check_network  # channels/scale vs the task; NaN weights of a file
+
+    check_network(net, net.task, source=None if isinstance(model, nn.Module) else model)
     return net.eval()
 
 

@@ -594,6 +594,17 @@ def _choose_task(variant: str, hp: Mapping[str, Any], task: str | None) -> str |
                 f"a {variant} checkpoint cannot be loaded as task {spec.name!r}; it fits "
                 f"{' / '.join(candidates)}"
             )
+        if len(candidates) > 1:  # one layout, several tasks: the registry's channels/scale decide
+            fit = lambda t: TASKS[t].network_mismatch(hp.get("in_chans"), hp.get("upscale", 1), strict=True)  # noqa: E731
+            problem = fit(spec.name)
+            if problem:
+                fits = [t for t in candidates if fit(t) is None]
+                raise CheckpointError(
+                    f"this {variant} checkpoint (x{hp.get('upscale', 1)}, {hp.get('in_chans')} input channel(s)) "
+                    f"cannot serve task {spec.name!r}: {problem}. "
+                    + (f"It fits task {' / '.join(fits)}: pass --task {fits[0]}, or use " if fits else "Use ")
+                    + f"a checkpoint trained for {spec.name}"
+                )
         return spec.name
     if len(candidates) == 1:
         return candidates[0]

@@ -44,6 +44,7 @@ __all__ = [
     "predict",
     "load_model",
     "prepare_module",
+    "check_network",
     "check_input",
     "plan_tiles",
     "halo_for",
@@ -100,16 +101,45 @@ def load_model(source: Any, task: Optional[str] = None) -> nn.Module:
 def prepare_module(
     model: Any, task: Optional[str] = None, *, z_factor: Optional[int] = None, chunk: int = 8
 ) -> TaskModule:
-    """Load ``model`` (see :func:`load_model`) and wrap it into its task module (eval mode)."""
+    """Load ``model`` (see :func:`load_model`) and wrap it into its task module (eval mode).
+
+    Raises ``ValueError`` before anything runs when the network cannot serve the task (its input
+    channels or scale contradict the task registry, :meth:`TaskSpec.network_mismatch`) or when a
+    loaded checkpoint holds NaN/Inf weights.
+    """
     net = load_model(model, task)
     opts: dict[str, Any] = {}
     name = task if task is not None else getattr(net, "task", None)
+    if name is not None and not isinstance(net, TaskModule):
+        check_network(net, name, source=model if isinstance(model, (str, os.PathLike)) else None)
     if name is not None and get_task(name).z_factor is not None:
         opts["factor"] = z_factor
     tm = build_task_module(net, task, chunk=chunk, **opts)
     if z_factor is not None and hasattr(tm, "factor"):
         tm.factor = int(z_factor)
     return tm.eval()
+
+
+def check_network(net: nn.Module, task: str | TaskSpec | None, source: Any = None) -> None:
+    """Raise ``ValueError`` if ``net`` cannot serve ``task`` (not checked when ``None``) or, when
+    ``source`` (the file it was loaded from) is given, if it holds NaN/Inf weights."""
+    in_chans, scale = getattr(net, "in_chans", None), getattr(net, "upscale", None)
+    spec = get_task(task) if task is not None else None
+    problem = spec.network_mismatch(in_chans if isinstance(in_chans, int) else None,
+                                    scale if isinstance(scale, int) else None) if spec is not None else None
+    where = f"the model {source}" if source is not None else "the network"
+    if problem and spec is not None:
+        raise ValueError(f"{where} cannot serve task {spec.name!r}: {problem}; use a {spec.name} checkpoint "
+                         "(or the task it was trained for)")
+    if source is not None:
+        with torch.no_grad():
+            bad = [k for k, v in net.state_dict().items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        if bad:
+            shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+            raise ValueError(
+                f"{where} holds NaN/Inf weights ({len(bad)} tensor(s): {shown}); it is damaged or was saved "
+                "from a diverged training run. Use another checkpoint (e.g. the run's best.pt) or retrain"
+            )
 
 
 def _scripted(tm: TaskModule) -> torch.jit.ScriptModule:

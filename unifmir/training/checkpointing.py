@@ -128,15 +128,63 @@ def save_train_state(path: str | Path, state: dict[str, Any]) -> Path:
     return path
 
 
+_STATE_KEYS: dict[str, type | tuple[type, ...]] = {
+    "step": int, "model": dict, "optimizer": dict, "scheduler": dict, "scaler": dict, "streams": dict,
+    "rng": list, "best": (float, int, type(None)), "best_step": (int, type(None)), "bad_vals": int,
+    "history": list,
+}
+
+
+def _damaged(path: Path, what: str) -> ValueError:
+    run = path.parent
+    return ValueError(
+        f"cannot resume from {path}: {what}. The run's weights may still be usable: start a new run from "
+        f"them with `unifmir finetune --from {run / 'last.pt'} --out NEW_RUN` (or best.pt), or restart the run"
+    )
+
+
 def load_train_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a state written by :func:`save_train_state` (``weights_only=True``)."""
+    """Read a state written by :func:`save_train_state` (``weights_only=True``).
+
+    A missing, truncated, foreign or code-carrying file raises ``FileNotFoundError`` /
+    ``ValueError`` naming the file and what to do instead (never an unpickling traceback); the
+    entries the resume needs are checked for presence and type.
+    """
+    import pickle
+    import zipfile
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} not found: the run directory has no resume state (was it started with a "
             "version that did not save one, or did it stop before its first checkpoint?)"
         )
-    state = torch.load(path, map_location=map_location, weights_only=True)
+    if path.stat().st_size == 0:
+        raise _damaged(path, "the file is empty (0 bytes)")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        msg = str(err)
+        if "GLOBAL" in msg or "global" in msg or "Unsupported" in msg:
+            raise _damaged(path, "it holds pickled Python objects or code, not just tensors, and is refused "
+                                 "(it was not written by unifmir, or was replaced)") from None
+        raise _damaged(path, "the file is corrupted") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError,
+            AttributeError, TypeError) as err:
+        if isinstance(err, PermissionError):
+            raise
+        first = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), type(err).__name__)
+        raise _damaged(path, f"the file is truncated or corrupted ({first[:160]})") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise ValueError(f"{path} is not a unifmir training state ({STATE_FORMAT})")
+        raise _damaged(path, f"it is not a unifmir training state ({STATE_FORMAT})")
+    for key, kind in _STATE_KEYS.items():
+        if key not in state:
+            raise _damaged(path, f"its {key!r} entry is missing")
+        if not isinstance(state[key], kind) or (kind is int and isinstance(state[key], bool)):
+            raise _damaged(path, f"its {key!r} entry is a {type(state[key]).__name__}")
+    if state["step"] < 0 or not state["rng"]:
+        raise _damaged(path, "its step or RNG entries are invalid")
+    bad = [k for k, v in state["model"].items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise _damaged(path, f"its model entry holds non-tensors ({', '.join(map(str, bad[:3]))})")
     return state

@@ -55,6 +55,9 @@ PRETRAIN_LR = 5e-5
 TRAIN_PRESETS = ("full", "small")
 """Names accepted by :func:`finetune_config` / :func:`pretrain_config`."""
 
+MIN_PATCH = 8
+"""Smallest training patch side (input pixels): the Swin window."""
+
 # The small preset's patch size: the registry's default divided by this, and its batch cap.
 _SMALL_PATCH_DIVISOR = 2
 _SMALL_MAX_BATCH = 4
@@ -107,6 +110,19 @@ class DataSection(_Section):
     def _known_tasks(cls, v: dict[str, Path]) -> dict[str, Path]:
         for name in v:
             get_task(name)
+        return v
+
+    @field_validator("patch_size", "val_patch_size", "batch_size")
+    @classmethod
+    def _positive(cls, v: int | dict[str, int] | None, info: Any) -> int | dict[str, int] | None:
+        least = 1 if info.field_name == "batch_size" else MIN_PATCH
+        values = v.values() if isinstance(v, dict) else ([] if v is None else [v])
+        bad = [x for x in values if x < least]
+        if bad:
+            raise ValueError(f"must be at least {least}, got {bad[0]}")
+        if isinstance(v, dict):
+            for name in v:
+                get_task(name)
         return v
 
     def patch_for(self, task: str, *, validation: bool = False) -> int | None:

@@ -322,6 +322,9 @@ def evaluate_checkpoint(
         raise ValueError(f"{checkpoint} is a multi-task checkpoint; name the task to evaluate")
     if task is not None and model_task != task:
         raise ValueError(f"{checkpoint} is a {model_task!r} model, not {task!r}")
+    from unifmir.predict.api import check_network  # channels/scale vs the task, NaN weights
+
+    check_network(model, model_task, source=checkpoint)
     if device is not None:
         model = model.to(device)
     pairs = load_pairs(data, model_task, split)

@@ -142,7 +142,11 @@ def _load_source(init: str) -> nn.Module:
         raise FileNotFoundError(
             f"initial checkpoint {init} does not exist; pass a unifmir or official UniFMIR checkpoint, or 'scratch'"
         )
-    return load_any(path)
+    src = load_any(path)
+    from unifmir.predict.api import check_network
+
+    check_network(src, None, source=init)  # NaN/Inf weights: named, before training starts
+    return src
 
 
 def prepare_finetune_model(config: TrainConfig) -> tuple[nn.Module, InitReport]:

@@ -47,7 +47,7 @@ from .losses import StagedL1, match_size
 from .sampling import TaskStream, derive_seed, seeded_item
 
 __all__ = ["train", "TrainResult", "StepInfo", "TrainingDiverged", "resolve_device", "forward_outputs",
-           "make_dataset"]
+           "make_dataset", "check_data"]
 
 _MAXIMISE = {"val_psnr": True, "val_ssim": True, "val_loss": False, "val_nrmse": False}
 
@@ -119,6 +119,19 @@ def make_dataset(root: Path, task: str, split: str, patch_size: int | None, seed
     from unifmir.data.datasets import PatchDataset
 
     return PatchDataset(root, task, split=split, patch_size=patch_size, seed=seed, length=length, augment=augment)
+
+
+def check_data(config: TrainConfig, progress: bool = False) -> None:
+    """Validate the training and validation pairs of every task of ``config``
+    (:func:`unifmir.data.datasets.validate_dataset`); raises naming the file and the fix."""
+    from unifmir.data.datasets import validate_dataset
+
+    for t in config.tasks:
+        root = Path(config.data.roots[t])
+        if not root.is_dir():
+            raise FileNotFoundError(f"dataset folder {root} (task {t}) does not exist; check data.roots / --data")
+        splits = tuple(dict.fromkeys(("train", _val_split(root, config.data.val_split))))
+        validate_dataset(root, t, splits, patch_size=config.data.patch_for(t), progress=progress)
 
 
 def _val_split(root: Path, wanted: str) -> str:
@@ -437,7 +450,16 @@ class _Run:
         self.t_start = time.time()
         total = cfg.schedule.steps
         if resume:
-            self.load_state(load_train_state(self.paths.state))
+            state = load_train_state(self.paths.state)
+            try:
+                self.load_state(state)
+            except (RuntimeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
+                first = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), type(err).__name__)
+                raise ValueError(
+                    f"cannot resume from {self.paths.state}: it does not fit this run's model, optimiser or data "
+                    f"({first[:200]}); it was written by another run or damaged. Start a new run, e.g. "
+                    f"`unifmir finetune --from {self.paths.last} --out NEW_RUN`"
+                ) from None
         elif cfg.checkpoint.validate_at_start:
             self.on_validation(self.validate())
         else:
@@ -572,9 +594,12 @@ def train(
             raise FileExistsError(
                 f"{paths.root} already holds a training run; continue it with --resume {paths.root} "
                 "or choose another output folder")
+    check_data(config, progress=progress)  # every pair of every split, before anything is written
     dev_spec = str(device) if device is not None else config.device
     dev_type = "cuda" if (dev_spec.startswith("cuda") or (dev_spec == "auto" and torch.cuda.is_available())) else "cpu"
     info = ddp.init_distributed(dev_type)
+    made = [p for p in (paths.root, *paths.root.parents) if not p.exists()]  # folders this call creates
+    had_config = paths.config.exists()
     try:
         dev = resolve_device(dev_spec, info)
         if info.is_main:
@@ -584,5 +609,15 @@ def train(
         run = _Run(config, paths.root, dev, info, progress, callbacks)
         run.build()
         return run.run(resume)
+    except BaseException:
+        if not resume and info.is_main and not paths.has_run():
+            # a new run that failed before its first checkpoint leaves nothing behind
+            if not had_config:
+                paths.config.unlink(missing_ok=True)
+            for folder in made:  # innermost first; only while empty
+                if not folder.is_dir() or any(folder.iterdir()):
+                    break
+                folder.rmdir()
+        raise
     finally:
         ddp.shutdown(info)

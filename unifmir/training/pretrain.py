@@ -59,6 +59,9 @@ def prepare_pretrain_model(config: TrainConfig) -> tuple[nn.Module, InitReport]:
         report = InitReport(source="scratch", fresh=list(model.state_dict()))
     else:
         src = load_any(config.init)
+        from unifmir.predict.api import check_network
+
+        check_network(src, None, source=config.init)  # NaN/Inf weights: named, before training starts
         base = src.config.model_dump()
         base.update(overrides)
         base["in_chans"] = None

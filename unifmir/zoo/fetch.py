@@ -8,10 +8,11 @@ loopback ``http.server``.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import shutil
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Callable
 
 from tqdm import tqdm
 
+from unifmir._atomic import atomic_dir
 from unifmir.zoo.official import OFFICIAL_MODELS, RELEASE_URL, OfficialModel, scan_release
 
 __all__ = ["default_cache_dir", "download", "unpack", "verify_release", "fetch_official", "FetchError"]
@@ -75,6 +77,8 @@ def download(url: str, dest: Path, *, progress: bool = True, timeout: float = 60
             while chunk := response.read(_CHUNK):
                 fh.write(chunk)
                 bar.update(len(chunk))
+            fh.flush()
+            os.fsync(fh.fileno())
     if total is not None and part.stat().st_size != total:
         raise FetchError(
             f"download of {url} stopped at {part.stat().st_size} of {total} bytes; run the command "
@@ -93,18 +97,47 @@ def sha256sum(path: Path) -> str:
     return h.hexdigest()
 
 
-def unpack(archive: Path, dest: Path) -> Path:
-    """Unpack a ``.tgz`` into ``dest`` atomically (temporary directory, then rename).
+UNPACKED_FROM = ".unifmir-archive.json"
+"""File in an unpacked release folder recording the archive it came from (sha256, size, mtime)."""
 
-    Members with absolute paths, ``..`` components, links or devices are refused (the
-    ``data`` extraction filter), so a hostile archive cannot write outside ``dest``.
+
+def _archive_id(archive: Path, sha256: str | None = None) -> dict[str, object]:
+    st = archive.stat()
+    return {"archive": archive.name, "sha256": sha256 or sha256sum(archive), "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns}
+
+
+def _unpacked_from(dest: Path) -> dict[str, object] | None:
+    try:
+        data = json.loads((dest / UNPACKED_FROM).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def unpack(archive: Path, dest: Path, *, sha256: str | None = None) -> Path:
+    """Unpack a ``.tgz`` into ``dest`` atomically (staging folder, then rename); return ``dest``.
+
+    An existing ``dest`` is reused only when it was unpacked from this very archive (its
+    :data:`UNPACKED_FROM` record matches the archive's sha256; ``sha256``, when known, saves
+    hashing it again); otherwise it is replaced. Members with absolute paths, ``..`` components,
+    links or devices are refused (the ``data`` extraction filter), so a hostile archive cannot
+    write outside ``dest``. A killed unpack leaves only a staging folder, which the next call removes.
     """
     dest = Path(dest)
-    if dest.exists():
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
+    archive = Path(archive)
+    st = archive.stat()
+    record = _unpacked_from(dest) if dest.is_dir() else None
+    if record is not None:
+        same_file = record.get("size") == st.st_size and record.get("mtime_ns") == st.st_mtime_ns
+        if sha256 is not None and record.get("sha256") == sha256.lower():
+            return dest
+        if sha256 is None and same_file:
+            return dest
+        if sha256 is None and record.get("sha256") == sha256sum(archive):
+            return dest
+    ident = _archive_id(archive, sha256.lower() if sha256 else None)
+    with atomic_dir(dest, overwrite=True) as tmp:
         try:
             with tarfile.open(archive, "r:*") as tar:
                 tar.extractall(tmp, filter="data")
@@ -112,10 +145,7 @@ def unpack(archive: Path, dest: Path) -> Path:
             raise FetchError(
                 f"{archive} is not a readable .tgz archive ({err}); delete it and fetch again"
             ) from err
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / UNPACKED_FROM).write_text(json.dumps(ident, indent=1), encoding="utf-8")
     return dest
 
 
@@ -170,12 +200,18 @@ def fetch_official(url: str = RELEASE_URL, cache: Path | None = None, *, progres
     """
     cache = Path(cache) if cache is not None else default_cache_dir()
     name = Path(urllib.request.urlparse(url).path).name or "model.tgz"
+    if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256.strip()):
+        raise FetchError(f"--sha256 {sha256!r} is not a sha256 digest (64 hexadecimal digits)")
+    dest = cache / "official" / name.split(".")[0]
     archive = download(url, cache / "downloads" / name, progress=progress)
-    if sha256 is not None and (actual := sha256sum(archive)) != sha256.lower():
+    if sha256 is not None and (actual := sha256sum(archive)) != sha256.strip().lower():
         archive.unlink()
+        record = _unpacked_from(dest) if dest.is_dir() else None
+        if record is not None and record.get("sha256") == actual:  # unpacked from the bad archive
+            shutil.rmtree(dest, ignore_errors=True)
         raise FetchError(f"{archive.name}: sha256 {actual} does not match the expected {sha256}; "
                          "the corrupt download was deleted, run the command again")
-    root = unpack(archive, cache / "official" / name.split(".")[0])
+    root = unpack(archive, dest, sha256=sha256.strip().lower() if sha256 else None)
     report = verify_release(root)
     if not report.ok:
         details = [f"missing: experiment/{m.run}/{m.filename}" for m in report.missing]

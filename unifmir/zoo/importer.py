@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
-import shutil
 import zipfile
 from pathlib import Path
 from typing import Any, Iterable
 
+from unifmir._atomic import atomic_dir, check_writable
 from unifmir.tasks import get_task
 from unifmir.zoo.citations import cite_entries
 from unifmir.zoo.official import OfficialModel, scan_release
 
-__all__ = ["official_metadata", "import_release", "unzip_bundle"]
+__all__ = ["official_metadata", "import_release", "unzip_bundle", "check_official"]
+
+
+def check_official(model: OfficialModel, path: Path) -> None:
+    """Raise ``ValueError`` naming ``path`` unless it loads as ``model``'s task with finite weights
+    (a file of another variant placed in the run folder, a truncated download, NaN weights)."""
+    from unifmir.model.checkpoints import load_official
+    from unifmir.predict.api import check_network
+
+    try:
+        net = load_official(path, task=model.task)
+    except ValueError as err:
+        raise ValueError(f"experiment/{model.run}: {err}") from None
+    check_network(net, model.task, source=path)
 
 
 def official_metadata(model: OfficialModel) -> dict[str, Any]:
@@ -40,16 +53,12 @@ def official_metadata(model: OfficialModel) -> dict[str, Any]:
 
 
 def unzip_bundle(zip_path: Path, folder: Path, force: bool = False) -> Path:
-    """Unpack a bundle zip next to it (atomically: temporary folder, then rename)."""
-    if folder.exists():
-        if not force:
-            raise FileExistsError(f"{folder} already exists; pass --force to replace it")
-        shutil.rmtree(folder)
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    with zipfile.ZipFile(zip_path) as zf:
-        zf.extractall(tmp)
-    tmp.rename(folder)
+    """Unpack a bundle zip next to it, atomically (:func:`unifmir._atomic.atomic_dir`: a staging
+    folder that replaces ``folder`` only when complete; a killed run's staging folder is removed
+    by the next one). An existing ``folder`` is replaced only with ``force``."""
+    with atomic_dir(folder, overwrite=force) as stage:
+        with zipfile.ZipFile(zip_path) as zf:
+            zf.extractall(stage)
     return folder
 
 
@@ -70,12 +79,18 @@ def import_release(release: str | Path, out: str | Path, *, only: Iterable[str] 
         unknown = wanted - {m.run for m in found}
         if unknown:
             raise ValueError(f"run(s) {sorted(unknown)} not found in {release}; found: {sorted(m.run for m in found)}")
+    selected = {m: p for m, p in found.items() if wanted is None or m.run in wanted}
     out = Path(out)
+    # every input and output is checked before the first bundle is written
+    for model in selected:
+        check_writable(out / f"{model.bundle_name}.zip", force)
+        if folder:
+            check_writable(out / model.bundle_name, force)
+    for model, path in selected.items():
+        check_official(model, path)
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
-    for model, path in found.items():
-        if wanted is not None and model.run not in wanted:
-            continue
+    for model, path in selected.items():
         net = load_official(path, task=model.task)
         zip_path = out / f"{model.bundle_name}.zip"
         export_model(net, model.task, zip_path, metadata=official_metadata(model), force=force, **export_kwargs)
