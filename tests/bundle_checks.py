@@ -62,3 +62,23 @@ def assert_libtorch_reproduces_test_output(folder: Path) -> None:
     y = np.asarray(get_test_outputs(descr).members[descr.outputs[0].id].data, dtype=np.float32)
     res = check_torchscript(folder / str(ts.source), [x], [y], atol=1.5e-4, rtol=1e-4)
     assert res.ok, f"{folder.name}: {res.message}"
+
+
+def committed_bundle(rid: str, workdir: Path) -> tuple[Path, Path]:
+    """``(zip, folder)`` of the committed suite bundle ``rid`` (``zoo_models/``); whichever form is
+    not committed is built in ``workdir`` from the other."""
+    import zipfile
+
+    zoo = Path(__file__).resolve().parents[1] / "zoo_models"
+    zp, folder = zoo / f"{rid}.zip", zoo / rid
+    assert zp.is_file() or (folder / "rdf.yaml").is_file(), f"no committed bundle {rid} in {zoo}"
+    if not zp.is_file():
+        zp = workdir / f"{rid}.zip"
+        with zipfile.ZipFile(zp, "w", zipfile.ZIP_DEFLATED) as z:
+            for f in sorted(folder.iterdir()):
+                z.write(f, f.name)
+    if not (folder / "rdf.yaml").is_file():
+        folder = workdir / rid
+        with zipfile.ZipFile(zp) as z:
+            z.extractall(folder)
+    return zp, folder

@@ -8,7 +8,8 @@ which is what ``unifmir predict / finetune / export`` work with.
 
 Where the task and the :class:`~unifmir.model.config.ModelConfig` come from, in this order:
 
-1. the rdf's ``config.unifmir`` section: ``{task: ..., model_config: {ModelConfig fields}, two_d: bool, ...}``;
+1. the rdf's ``config.unifmir`` section: ``{task: ..., model_config: {ModelConfig fields}, two_d: bool,
+   state_dict_prefix: "inner.net.", ...}``;
 2. the ``pytorch_state_dict`` architecture ``kwargs`` of older bundles: ``{task, config, wrapper, ...}``;
 3. architecture ``kwargs`` of the form ``{network, network_kwargs, task_module, task_module_kwargs, ...}``
    where ``network_kwargs`` are :func:`unifmir.model.factory.single_task_kwargs` ``(task, cfg)[1]``:
@@ -37,7 +38,7 @@ import yaml
 from torch import nn
 
 from unifmir.model.checkpoints import CheckpointError, load_state_dict_strict
-from unifmir.model.config import ModelConfig
+from unifmir.model.config import PRESETS, ModelConfig
 from unifmir.model.factory import build_model, single_task_kwargs
 from unifmir.tasks import TASKS, get_task
 
@@ -82,6 +83,8 @@ class BundleInfo:
     source: str
     """Where task and config were read from: ``config.unifmir``, ``kwargs(task, config)`` or
     ``kwargs(network_kwargs)``."""
+    state_dict_prefix: str | None = None
+    """Prefix of the network's keys in the weights file, when the rdf states it (else detected)."""
     rdf: Mapping[str, Any] = field(repr=False, default_factory=dict)
     """The whole parsed rdf."""
 
@@ -216,14 +219,23 @@ _RENAMED = {"variant": "projection_variant"}
 
 
 def _config_from_network_kwargs(task: str, nk: Mapping[str, Any], where: str) -> ModelConfig:
-    """Invert ``single_task_kwargs(task, cfg)[1]``; checked by mapping forward again."""
+    """Invert ``single_task_kwargs(task, cfg)[1]``; checked by mapping forward again.
+
+    Fields the task's network does not use (e.g. the ENLCN sizes of an SR network) are not in the
+    keywords; they come from the preset (``full``/``small``) that agrees with most given fields.
+    """
     spec = get_task(task)
-    fields = {_RENAMED.get(k, k): v for k, v in nk.items() if _RENAMED.get(k, k) in ModelConfig.model_fields}
+    fields = {_RENAMED.get(k, k): _plain(v) for k, v in nk.items() if _RENAMED.get(k, k) in ModelConfig.model_fields}
     if fields.get("in_chans") == spec.net_in_channels:
         fields["in_chans"] = None
     if fields.get("upscale") == spec.scale:
         fields["upscale"] = None
-    cfg = _config(fields, where)
+
+    def agreement(preset: ModelConfig) -> int:
+        return sum(_plain(getattr(preset, k)) == v for k, v in fields.items())
+
+    base = max(PRESETS.values(), key=agreement)
+    cfg = _config({**base.model_dump(), **fields}, where)
     _, forward = single_task_kwargs(task, cfg)
     want, got = _plain(forward), _plain(dict(nk))
     if want != got:
@@ -241,10 +253,15 @@ def _two_d(task: str, module_name: Any) -> bool:
     return task == "denoise" and str(module_name or "").rpartition(".")[2] == "SuperRes2D"
 
 
+def _section(rdf: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    section = (rdf.get("config") or {}).get("unifmir") if isinstance(rdf.get("config"), Mapping) else None
+    return section if isinstance(section, Mapping) and ("task" in section or "model_config" in section) else None
+
+
 def _describe_network(rdf: Mapping[str, Any], where: str) -> tuple[str, ModelConfig, bool, str]:
     """(task, config, two_d, source) from ``config.unifmir`` or the architecture kwargs."""
-    section = (rdf.get("config") or {}).get("unifmir") if isinstance(rdf.get("config"), Mapping) else None
-    if isinstance(section, Mapping) and ("task" in section or "model_config" in section):
+    section = _section(rdf)
+    if section is not None:
         task = _task(section.get("task"), f"{where} config.unifmir.task")
         cfg = _config(section.get("model_config"), f"{where} config.unifmir.model_config")
         return task, cfg, bool(section.get("two_d", False)), "config.unifmir"
@@ -310,8 +327,9 @@ def _info(c: _Container) -> BundleInfo:
     rdf = _rdf(c)
     task, cfg, two_d, source = _describe_network(rdf, where)
     weights, sha = _weights_entry(rdf, where)
+    prefix = (_section(rdf) or {}).get("state_dict_prefix")
     return BundleInfo(path=c.path, task=task, config=cfg, two_d=two_d, weights=weights, sha256=sha,
-                      source=source, rdf=rdf)
+                      source=source, state_dict_prefix=str(prefix) if prefix is not None else None, rdf=rdf)
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,7 +374,7 @@ def load_bundle(path: str | os.PathLike, *, task: str | None = None, map_locatio
 
     Returns the single-task network of :func:`unifmir.build_model` (``.task``, ``.config``) with
     the bundle's ``pytorch_state_dict`` weights, loaded strictly after the wrapper prefix
-    (``inner.net.``) is removed. ``task``, if given, must be the bundle's task.
+    (``config.unifmir.state_dict_prefix``, else detected: ``inner.net.``) is removed. ``task``, if given, must be the bundle's task.
 
     Raises :class:`BundleError` (not a unifmir bundle, sha256 mismatch, weights that do not fit)
     or ``FileNotFoundError``.
@@ -374,7 +392,9 @@ def load_bundle(path: str | os.PathLike, *, task: str | None = None, map_locatio
     finally:
         c.close()
     model = build_model(info.task, info.config)
-    prefix = _wrapper_prefix(list(sd), list(model.state_dict()))
+    prefix = info.state_dict_prefix
+    if prefix is None:
+        prefix = _wrapper_prefix(list(sd), list(model.state_dict()))
     stripped = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in sd.items()}
     try:
         load_state_dict_strict(model, stripped, context=f"(bundle {p}, weights {info.weights}, task {info.task!r})")
