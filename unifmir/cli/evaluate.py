@@ -57,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
                 if (out / name).exists():
                     raise CliError(f"{out / name} exists; pass --overwrite or another --out")
         check_output_dir("--out", out)
+        if data.absolute() in (out.absolute(), *out.absolute().parents):
+            raise CliError(f"--out {out} lies inside the dataset folder {data}; choose a folder outside your data")
     # the whole split is checked (files, channels, shapes, pairs, finite values) before the model runs
     info = load_dataset_info(data, args.task)
     validate_dataset(data, args.task or info.task, (args.split,), progress=True)
@@ -65,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
                                  baselines=not args.no_baselines, progress=True)
     print(result.to_markdown(f"Evaluation of {model.name}"))
     if args.out is not None:
+        from unifmir._atomic import clean_stale
+
+        clean_stale(args.out, force=True)
         csv_path, md_path = write_report(result, args.out, overwrite=args.overwrite,
                                          title=f"Evaluation of {model.name}")
         print(f"wrote {csv_path} and {md_path}")

@@ -73,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--out must end in .zip (got {out.name}), or pass --folder")
     check_not_inputs([out], [model] + [Path(p) for p in (args.metadata, args.data) if p])  # even with --force
     check_output_dir("--out", out.parent)  # before any gate runs
+    from unifmir._atomic import clean_stale
+
+    clean_stale(out.parent, force=True)  # temporary files of a killed earlier export
     try:
         meta = load_metadata(args.metadata) if args.metadata else ExportMetadata()
         authors = (args.authors or []) + (args.author or [])

@@ -97,6 +97,10 @@ def run_training(cfg: Any, out: Path | None, args: argparse.Namespace) -> int:
         check_model_path("--from", cfg.init, allow_scratch=True)
         for task, root in cfg.data.roots.items():
             check_dataset_dir(f"--data ({task})", root)
+            inside = Path(run_dir).absolute()
+            if Path(root).absolute() in (inside, *inside.parents):
+                raise CliError(f"--out {run_dir} lies inside the dataset folder {root}; a run never writes into "
+                               "your data: choose a folder outside it")
     try:
         result = train(cfg, run_dir, resume=args.resume is not None, device=args.device,
                        progress=not args.quiet)

@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         except FileNotFoundError as err:
             raise CliError(str(err)) from None
         except (ImageError, ValueError, OSError) as err:
-            raise CliError(f"cannot read {src}: {err}") from None
+            raise CliError(str(err) if str(src) in str(err) else f"cannot read {src}: {err}") from None
         try:
             check_single_channel(src, tuple(arr.shape), meta.axes, letters="C")
             check_input(_task_shape(arr.shape, meta.axes, spec), spec)
@@ -119,6 +119,9 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"{src}: {err}" if str(src) not in str(err) else str(err)) from None
         del arr
     files = inputs
+    from unifmir._atomic import clean_stale
+
+    clean_stale(out_dir, force=True)  # temporary files of a killed earlier run
     bar = None
     if not args.quiet and len(inputs) > 1:
         from tqdm.auto import tqdm

@@ -129,10 +129,11 @@ def list_pairs(root: str | os.PathLike, split: str = "train") -> list[tuple[Path
     if only_in or only_tg:
         msg = [f"unmatched files in {root / split}:"]
         if only_in:
-            msg.append(f"inputs without target: {', '.join(only_in[:10])}")
+            msg.append(f"inputs without target: {', '.join(str(ins[k]) for k in only_in[:10])};")
         if only_tg:
-            msg.append(f"targets without input: {', '.join(only_tg[:10])}")
-        msg.append("every input/NAME needs a target/NAME with the same name (any image suffix)")
+            msg.append(f"targets without input: {', '.join(str(tgs[k]) for k in only_tg[:10])};")
+        msg.append("every input/NAME needs a target/NAME with the same name (any image suffix): add the "
+                   "missing file or remove the unpaired one")
         raise ImageError(" ".join(msg))
     return [(ins[k], tgs[k]) for k in sorted(ins)]
 
@@ -179,7 +180,8 @@ def load_dataset_info(root: str | os.PathLike, task: str | None = None) -> Datas
         try:
             loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as err:
-            raise ValueError(f"{path} is not valid YAML: {err}") from None
+            raise ValueError(f"{path} is not valid YAML ({' '.join(str(err).split())}); fix the file (tags such "
+                             "as !!python/... are never read)") from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
@@ -362,7 +364,7 @@ def synthesize_dataset(
         raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
     out = Path(out)
     if out.is_dir():
-        clean_stale(out)
+        clean_stale(out, force=True)  # staging folders of a killed run
     _claim_folder(out, overwrite)
     n = int(n)
     n_test = int(round(n * float(test_fraction)))

@@ -55,6 +55,7 @@ single-task network of one task (for projection the UniModel behaviour: no long 
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as _dt
 import logging
 import math
@@ -65,7 +66,7 @@ import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Iterator, Mapping, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -742,6 +743,17 @@ def _model_from_official(sd: "collections.OrderedDict[str, Tensor]", task: str |
     return model
 
 
+@contextlib.contextmanager
+def _naming(path: Path | None) -> Iterator[None]:
+    """Prefix a :class:`CheckpointError` about the network with the file it came from."""
+    try:
+        yield
+    except CheckpointError as exc:
+        if path is None or str(path) in str(exc):
+            raise
+        raise CheckpointError(f"{path}: {exc}") from None
+
+
 def load_official(
     source: str | os.PathLike | Mapping[str, Tensor],
     *,
@@ -769,7 +781,8 @@ def load_official(
     if _is_own(obj):
         return _finish(_model_from_own(obj, path, task), map_location)
     sd = _unwrap(obj, path, map_location)
-    return _finish(_model_from_official(sd, task), map_location)
+    with _naming(path):
+        return _finish(_model_from_official(sd, task), map_location)
 
 
 def save_checkpoint(
@@ -929,7 +942,8 @@ def load_any(source: Source, *, task: str | None = None, map_location: Any = "cp
     obj, path = _load_payload(source, map_location)
     if _is_own(obj):
         return _finish(_model_from_own(obj, path, task), map_location)
-    return _finish(_model_from_official(_unwrap(obj, path, map_location), task), map_location)
+    with _naming(path):
+        return _finish(_model_from_official(_unwrap(obj, path, map_location), task), map_location)
 
 
 # --------------------------------------------------------------------------------------------

@@ -373,7 +373,8 @@ def load_config(path: str | Path) -> TrainConfig:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {err}") from None
+        raise ConfigError(f"{path} is not valid YAML ({' '.join(str(err).split())}); fix the file (tags such as "
+                          "!!python/... are never read)") from None
     if data is None:
         data = {}
     cfg = config_from_dict(data, source=str(path))

@@ -460,6 +460,8 @@ class _Run:
                     f"({first[:200]}); it was written by another run or damaged. Start a new run, e.g. "
                     f"`unifmir finetune --from {self.paths.last} --out NEW_RUN`"
                 ) from None
+            if self.info.is_main:
+                save_config(self.cfg, self.paths.config)
         elif cfg.checkpoint.validate_at_start:
             self.on_validation(self.validate())
         else:
@@ -599,12 +601,17 @@ def train(
     dev_type = "cuda" if (dev_spec.startswith("cuda") or (dev_spec == "auto" and torch.cuda.is_available())) else "cpu"
     info = ddp.init_distributed(dev_type)
     made = [p for p in (paths.root, *paths.root.parents) if not p.exists()]  # folders this call creates
+    if paths.root.is_dir():
+        from unifmir._atomic import clean_stale
+
+        clean_stale(paths.root, force=True)  # temporary files of a killed earlier run
     had_config = paths.config.exists()
     try:
         dev = resolve_device(dev_spec, info)
         if info.is_main:
             paths.root.mkdir(parents=True, exist_ok=True)
-            save_config(config, paths.config)
+            if not resume:  # a resumed run rewrites its config only once its state has loaded
+                save_config(config, paths.config)
         ddp.barrier(info)
         run = _Run(config, paths.root, dev, info, progress, callbacks)
         run.build()

@@ -21,7 +21,7 @@ from typing import Callable
 
 from tqdm import tqdm
 
-from unifmir._atomic import atomic_dir
+from unifmir._atomic import atomic_dir, clean_stale
 from unifmir.zoo.official import OFFICIAL_MODELS, RELEASE_URL, OfficialModel, scan_release
 
 __all__ = ["default_cache_dir", "download", "unpack", "verify_release", "fetch_official", "FetchError"]
@@ -203,6 +203,7 @@ def fetch_official(url: str = RELEASE_URL, cache: Path | None = None, *, progres
     if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256.strip()):
         raise FetchError(f"--sha256 {sha256!r} is not a sha256 digest (64 hexadecimal digits)")
     dest = cache / "official" / name.split(".")[0]
+    clean_stale(dest.parent, force=True)  # staging folders of a killed earlier unpack
     archive = download(url, cache / "downloads" / name, progress=progress)
     if sha256 is not None and (actual := sha256sum(archive)) != sha256.strip().lower():
         archive.unlink()

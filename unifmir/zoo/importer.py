@@ -6,7 +6,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Iterable
 
-from unifmir._atomic import atomic_dir, check_writable
+from unifmir._atomic import atomic_dir, check_writable, clean_stale
 from unifmir.tasks import get_task
 from unifmir.zoo.citations import cite_entries
 from unifmir.zoo.official import OfficialModel, scan_release
@@ -89,6 +89,7 @@ def import_release(release: str | Path, out: str | Path, *, only: Iterable[str] 
     for model, path in selected.items():
         check_official(model, path)
     out.mkdir(parents=True, exist_ok=True)
+    clean_stale(out, force=True)  # staging files of a killed earlier import
     written: dict[str, Path] = {}
     for model, path in selected.items():
         net = load_official(path, task=model.task)
