@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 _MARKER = "UNIFMIR_CONSUMER_ENV_OK.json"
+_FAILED: dict[str, "StackUnavailableError"] = {}
 _INSTALL_TIMEOUT_S = 1800
 _RUN_TIMEOUT_S = 1200
 
@@ -168,6 +169,7 @@ def _build(stack: Stack, target: Path) -> None:
         (tmp / _MARKER).write_text(
             json.dumps({"requirements": stack.requirements, "freeze": frozen.splitlines()}, indent=1)
         )
+        tmp.chmod(0o755)  # mkdtemp made it private
         os.replace(tmp, target)  # atomic: the folder appears only when complete
     finally:
         if tmp.exists():
@@ -182,12 +184,18 @@ def ensure_stack(name: str) -> Path:
     target = _env_dir(stack)
     if _complete(target):
         return target
-    with _file_lock(envs_root() / f"{target.name}.lock"):
-        if _complete(target):  # another worker built it while we waited
-            return target
-        if target.exists():  # incomplete (should not happen: builds are renamed into place)
-            shutil.rmtree(target)
-        _build(stack, target)
+    if name in _FAILED:  # tried in this process already: fail at once, with the same message
+        raise _FAILED[name]
+    try:
+        with _file_lock(envs_root() / f"{target.name}.lock"):
+            if _complete(target):  # another worker built it while we waited
+                return target
+            if target.exists():  # incomplete (should not happen: builds are renamed into place)
+                shutil.rmtree(target)
+            _build(stack, target)
+    except StackUnavailableError as err:
+        _FAILED[name] = err
+        raise
     return target
 
 
@@ -257,4 +265,5 @@ def bioimage_test(env: Path, rdf_path: Path, weight_format: str | None = None) -
         res = _run(cmd, Path(tmp))
         status, text = _summary(summary)
     ok = res.returncode == 0 and status == "passed"
-    return ok, f"bioimageio test {rdf_path} ({weight_format or 'all'}): exit {res.returncode}\n{text}{_crash(res, status)}"
+    head = f"bioimageio test {rdf_path} ({weight_format or 'all'}): exit {res.returncode}"
+    return ok, f"{head}\n{text}{_crash(res, status)}"

@@ -14,7 +14,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from consumer_stacks import STACKS, StackUnavailableError, bioimage_test, ensure_stack, installed_versions, validate_format
+from consumer_stacks import (
+    STACKS,
+    StackUnavailableError,
+    bioimage_test,
+    ensure_stack,
+    installed_versions,
+    validate_format,
+)
 from consumers_testlib import bundle_id, committed_bundles, edited_copy, one_form_each, read_rdf
 
 from unifmir.export.consumers import claimed_consumers
@@ -33,23 +40,15 @@ CORE_0_10_2_WEIGHT_PRIORITY = ("pytorch_state_dict", "tensorflow_saved_model_bun
 
 
 def _stack(name: str) -> Path:
+    """The consumer environment; the test fails (never skips) with pip's message if it cannot be built."""
     try:
         return ensure_stack(name)
     except StackUnavailableError as err:
-        pytest.fail(str(err))
+        pytest.fail(str(err), pytrace=False)
 
 
-@pytest.fixture(scope="module")
-def ilastik_env() -> Path:
-    return _stack("ilastik")
-
-
-@pytest.fixture(scope="module")
-def newest_env() -> Path:
-    return _stack("spec-newest")
-
-
-def test_stacks_hold_the_pinned_versions(ilastik_env: Path, newest_env: Path) -> None:
+def test_stacks_hold_the_pinned_versions() -> None:
+    ilastik_env, newest_env = _stack("ilastik"), _stack("spec-newest")
     got = installed_versions(ilastik_env)
     assert got["bioimageio.core"] == "0.10.2" and got["bioimageio.spec"] == "0.5.9.1", got
     major, minor, *_ = (int(x) for x in got["pydantic"].split("."))
@@ -65,8 +64,9 @@ def test_committed_bundle_validates(bundle: Path, stack: str) -> None:
     assert ok, output
 
 
-def test_spec_0_5_9_1_rejects_mapping_documentation(ilastik_env: Path, tmp_path: Path) -> None:
+def test_spec_0_5_9_1_rejects_mapping_documentation(tmp_path: Path) -> None:
     """What ilastik's spec does with the old exporter's `documentation: {source, sha256}`."""
+    ilastik_env = _stack("ilastik")
     base = next(b for b in BUNDLES if b.suffix != ".zip")
     good = edited_copy(base, tmp_path / "good")
     ok, output = validate_format(ilastik_env, good)
@@ -84,8 +84,8 @@ def _ilastik_weight_format(bundle: Path) -> str:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("bundle", ILASTIK_BUNDLES or [NO_CLAIM], ids=lambda b: b if b == NO_CLAIM else bundle_id(b))
-def test_bundle_claiming_ilastik_passes_bioimageio_test_in_ilastiks_stack(bundle: Path | str, ilastik_env: Path) -> None:
+def test_bundle_claiming_ilastik_passes_bioimageio_test_in_ilastiks_stack(bundle: Path | str) -> None:
     assert bundle != NO_CLAIM, "no committed bundle is tagged 'ilastik'"
     assert isinstance(bundle, Path)
-    ok, output = bioimage_test(ilastik_env, bundle, _ilastik_weight_format(bundle))
+    ok, output = bioimage_test(_stack("ilastik"), bundle, _ilastik_weight_format(bundle))
     assert ok, output

@@ -132,7 +132,9 @@ class _Casts:
         """A dereference (method call, unboxing): ``null`` fails."""
         if v is not None:
             return True
-        self.problems.append(f"{_PREFIX}{path} is missing, JDLL dereferences it (NullPointerException; JDLL needs {target})")
+        self.problems.append(
+            f"{_PREFIX}{path} is missing, JDLL dereferences it (NullPointerException; JDLL needs {target})"
+        )
         return False
 
     def illegal(self, message: str) -> None:
