@@ -185,6 +185,12 @@ def _unchunked(module: nn.Module) -> Iterator[None]:
             m.chunk = c
 
 
+def _distinct(examples: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """``examples`` without repeats of the same tensor object (the trace example is often the test
+    input itself): every check runs the full network once per example."""
+    return list({id(e): e for e in examples}.values())
+
+
 def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     if a.shape != b.shape:
         return float("inf")
@@ -203,8 +209,9 @@ def write_torchscript(
     Every candidate is checked on all ``examples`` (different sizes) against the eager module
     (max abs difference <= ``atol``) and, when ``libtorch_ok`` is given, in libtorch 2.0.0.
     """
+    checks = _distinct(examples)
     with torch.no_grad():
-        refs = [module(e) for e in examples]
+        refs = [module(e) for e in checks]
     errors: list[str] = []
     for method in ("script", "trace"):
         try:
@@ -219,10 +226,10 @@ def write_torchscript(
             torch.jit.save(ts, str(path))
             loaded = torch.jit.load(str(path), map_location="cpu")
             with torch.no_grad():
-                diffs = [_max_diff(loaded(e), r) for e, r in zip(examples, refs)]
+                diffs = [_max_diff(loaded(e), r) for e, r in zip(checks, refs)]
             if max(diffs) > atol:
                 errors.append(f"{method}: differs from eager by {max(diffs):.3g} (> {atol:g}) at sizes "
-                              f"{[tuple(e.shape) for e in examples]}")
+                              f"{[tuple(e.shape) for e in checks]}")
                 continue
             if libtorch_ok is not None:
                 ok, msg = libtorch_ok(path)
@@ -247,6 +254,14 @@ def write_onnx(
     """Export ONNX (legacy exporter, opset 17, IR <= 8, single file). Returns "" or the skip reason.
 
     The file is checked with onnx's checker and with onnxruntime on every example size.
+
+    Memory: the module is exported *scripted* first, so the task modules' loop over chunks of
+    2-D slices becomes an ONNX ``Loop`` and onnxruntime holds one chunk's activations at a time
+    (a traced graph runs every slice of the stack in one call: the full-size isotropic network
+    needed > 12 GB in onnxruntime at bioimageio.core's test sizes). Tracing (unchunked) is the
+    fallback for architectures that do not script into ONNX. Both run under ``torch.no_grad()``:
+    the legacy exporter does not disable autograd itself, and a trace with autograd on keeps every
+    activation of the example (> 10 GB for the full-size isotropic test input).
     """
     try:
         import onnx
@@ -257,14 +272,29 @@ def write_onnx(
     dyn = {i: n for i, n in enumerate(names) if n != "c"}
     # output: batch and every spatial axis dynamic (an added z axis is fixed-size anyway)
     out_dyn = {0: "b"} | {i: f"o{i}" for i in range(2, 2 + spatial_dims)}
+    reasons: list[str] = []
+    for method in ("script", "trace"):
+        reason = _write_onnx_checked(path, module, examples, atol, method, dyn, out_dyn, onnx, ort)
+        if not reason:
+            return ""
+        reasons.append(f"{method}: {reason}")
+    return "; ".join(reversed(reasons))[:500]  # the traced graph's reason first (the scripted one fails more often)
+
+
+def _write_onnx_checked(
+    path: Path, module: nn.Module, examples: Sequence[torch.Tensor], atol: float, method: str,
+    dyn: dict[int, str], out_dyn: dict[int, str], onnx: Any, ort: Any,
+) -> str:
+    """One ONNX export attempt (``script`` or ``trace``, see :func:`write_onnx`); "" or the reason."""
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             buf = io.BytesIO()
-            with _unchunked(module):
+            target = torch.jit.script(module) if method == "script" else module
+            with contextlib.nullcontext() if method == "script" else _unchunked(module):
                 torch.onnx.export(
-                    module,
-                    (examples[0],),
+                    target,
+                    (examples[-1] if method == "script" else examples[0],),  # script: any size, the smallest
                     buf,
                     opset_version=ONNX_OPSET,
                     input_names=["input"],
@@ -280,7 +310,7 @@ def write_onnx(
         data = model.SerializeToString()
         sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
         with torch.no_grad():
-            for e in examples:
+            for e in _distinct(examples):
                 ref = module(e).numpy()
                 out = sess.run(None, {"input": e.numpy()})[0]
                 if out.shape != ref.shape:
