@@ -206,7 +206,7 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     """
     path = check_writable(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale(path.parent)
+    clean_stale(path.parent, force=True)  # folder writes are rare: always look for a killed run's staging
     stage = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
     old: Path | None = None
     try:
