@@ -166,6 +166,13 @@ def test_rgb_input_to_predict(world, watch, capsys) -> None:
     w.assert_unchanged()
 
 
+def test_folder_given_as_an_input_image(world, watch, capsys) -> None:
+    w = watch()
+    res = cli(["predict", "--model", "sr.pt", "--input", "ds_sr", "--output", "out"], capsys)
+    assert_refused(res, "ds_sr is a folder, not an image file", "ds_sr/*.tif")
+    w.assert_unchanged()
+
+
 def test_multichannel_input_to_predict(world, watch, capsys) -> None:
     tifffile.imwrite(world / "two.tif", np.random.default_rng(0).random((2, 24, 24)).astype(np.float32),
                      imagej=True, metadata={"axes": "CYX"})

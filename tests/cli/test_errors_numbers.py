@@ -1,4 +1,4 @@
-"""Invalid numbers are rejected when the command line is parsed (class 1 of issue 15).
+"""Invalid numbers (and device names) are rejected when the command line is parsed (class 1 of issue 15).
 
 ``--batch-size 0`` used to end in ``ZeroDivisionError``/``IndexError`` after a half-made run
 folder was written; now every numeric flag has a type that refuses bad values with a usage error
@@ -17,12 +17,13 @@ CASES = {
                                                         ("--seed", "-1"), ("--n", "two")]),
     "finetune": (["finetune", *TRAIN], [("--batch-size", "0"), ("--steps", "0"), ("--lr", "0"), ("--lr", "nan"),
                                         ("--patch-size", "4"), ("--val-every", "0"), ("--workers", "-1"),
-                                        ("--early-stopping", "0"), ("--upscale", "0"), ("--in-chans", "0")]),
+                                        ("--early-stopping", "0"), ("--upscale", "0"), ("--in-chans", "0"),
+                                        ("--device", "gpu0")]),
     "pretrain": (["pretrain", "--data", "sr=ds_sr", "--out", "run", "--quiet"],
                  [("--batch-size", "0"), ("--steps", "-3"), ("--lr", "-1e-4")]),
     "predict": (["predict", "--model", "sr.pt", "--input", "img.tif", "--output", "out"],
                 [("--batch-size", "0"), ("--tile", "0"), ("--overlap", "-8"), ("--z-factor", "0"),
-                 ("--z-spacing", "0")]),
+                 ("--z-spacing", "0"), ("--device", "cuda:x")]),
     "experiment transfer": (["experiment", "transfer", "--task", "sr", "--data", "ds_sr", "--from", "sr.pt", "--out", "x"],
                    [("--folds", "1"), ("--steps", "0"), ("--patch", "4")]),
     "zoo build": (["zoo", "build", "--out", "zoo", "--work", "work"], [("--step-scale", "0"), ("--data-scale", "-1")]),

@@ -43,7 +43,7 @@ def test_debug_shows_the_traceback(world, capsys, monkeypatch) -> None:
         res = cli([*argv, "--model", "missing.pt", "--input", "img.tif", "--output", "out"], capsys)
         assert res.rc == 2
         assert "Traceback (most recent call last)" in res.err, (argv, env, res.err)
-        assert "unifmir predict: error: --model missing.pt: no such file" in res.err
+        assert "unifmir predict: error: --model missing.pt: no such checkpoint file" in res.err
 
 
 def test_a_bug_is_an_internal_error_not_a_user_error(world, capsys, monkeypatch) -> None:

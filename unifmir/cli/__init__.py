@@ -108,6 +108,10 @@ def user_message(err: BaseException) -> str | None:
 
     if isinstance(err, CliError):
         return str(err)
+    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":
+        first = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), "")
+        return (f"out of memory{f' ({first[:200]})' if first else ''}; use a smaller --tile, --batch-size or "
+                "--patch-size, or a machine/GPU with more memory")
     if isinstance(err, OSError):
         return _os_message(err)
     if isinstance(err, yaml.YAMLError):

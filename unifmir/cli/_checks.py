@@ -25,6 +25,7 @@ __all__ = [
     "nonneg_int",
     "positive_float",
     "sha256_hex",
+    "device",
     "check_model_path",
     "check_output_dir",
     "check_output_file",
@@ -84,6 +85,14 @@ def fraction(text: str) -> float:
     return value
 
 
+def device(text: str) -> str:
+    """argparse type: a torch device name (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``)."""
+    value = text.strip().lower()
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N, mps or auto, got {text!r}")
+    return value
+
+
 def sha256_hex(text: str) -> str:
     """argparse type: 64 hexadecimal digits."""
     value = text.strip().lower()
@@ -113,7 +122,8 @@ def check_model_path(flag: str, path: str | os.PathLike, *, allow_scratch: bool 
         return p
     if not p.exists():
         alt = " or 'scratch'" if allow_scratch else ""
-        raise CliError(f"{flag} {p}: no such file; give a unifmir or official UniFMIR checkpoint{alt}")
+        raise CliError(f"{flag} {p}: no such checkpoint file; check the path, or give a unifmir or official "
+                       f"UniFMIR checkpoint{alt}")
     if p.is_dir():
         names = _bundle_names()
         if any((p / n).is_file() for n in names):

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from unifmir.cli import CliError
-from unifmir.cli._checks import check_output_dir, positive_int
+from unifmir.cli._checks import check_output_dir, device, positive_int
 
 __all__ = ["register", "run"]
 
@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", default="auto",
                    help="CPU threads: auto (1 when the CPU is already busy, else PyTorch's "
                    "default) or a number")
-    p.add_argument("--device", default=None, help="torch device (default: auto)")
+    p.add_argument("--device", type=device, default=None, help="torch device (default: auto)")
     p.add_argument("--pretrain-steps", type=positive_int, default=None, help="pretraining steps")
     p.add_argument("--finetune-steps", type=positive_int, default=None, help="fine-tuning steps")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from unifmir.cli import CliError
+from unifmir.cli._checks import device
 from unifmir.tasks import TASK_NAMES
 
 __all__ = ["register", "run"]
@@ -33,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="output folder for evaluation.csv and evaluation.md "
                    "(default: print the summary only)")
     p.add_argument("--overwrite", action="store_true", help="replace existing report files")
-    p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cpu)")
+    p.add_argument("--device", type=device, default=None, help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--no-baselines", action="store_true", help="skip the classical baselines")
     p.set_defaults(func=run)
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from unifmir.cli import CliError
-from unifmir.cli._checks import check_model_path, check_output_dir, int_at_least, nonneg_int, positive_float, positive_int
+from unifmir.cli._checks import check_model_path, check_output_dir, device, int_at_least, nonneg_int, positive_float, positive_int
 
 __all__ = ["register", "run_transfer_cli"]
 
@@ -51,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--threads", default="auto",
                    help="CPU threads: auto (1 when the CPU is already busy, else PyTorch's "
                    "default) or a number")
-    t.add_argument("--device", default=None, help="torch device (default: auto)")
+    t.add_argument("--device", type=device, default=None, help="torch device (default: auto)")
     t.set_defaults(func=run_transfer_cli)
 
 

@@ -21,6 +21,7 @@ from ._checks import (
     check_dataset_dir,
     check_model_path,
     check_output_dir,
+    device,
     int_at_least,
     nonneg_int,
     positive_float,
@@ -37,7 +38,7 @@ def add_common_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="YAML training config (see unifmir.training.config)")
     p.add_argument("--preset", choices=["small", "full"], help="training/model preset (default: small)")
     p.add_argument("--steps", type=positive_int, help="total optimiser steps")
-    p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: auto)")
+    p.add_argument("--device", type=device, help="cpu, cuda, cuda:N or auto (default: auto)")
     p.add_argument("--lr", type=positive_float, help="learning rate")
     p.add_argument("--batch-size", type=positive_int, help="global batch size (split across DDP processes)")
     p.add_argument("--patch-size", type=int_at_least(8), help="training patch size (input pixels, >= the Swin window 8)")

@@ -12,6 +12,7 @@ from unifmir.cli._checks import (
     check_model_path,
     check_not_inputs,
     check_output_dir,
+    device,
     nonneg_int,
     positive_float,
     positive_int,
@@ -42,7 +43,7 @@ def register(subparsers: Any) -> None:
         "--overlap", type=nonneg_int, default=None, help="halo per tile side in pixels (default: receptive field; exact)"
     )
     p.add_argument("--batch-size", type=positive_int, default=None, help="2-D images per network call")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:0 ...")
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:0 ...")
     p.add_argument("--backend", choices=("eager", "torchscript"), default="eager")
     p.add_argument(
         "--dtype", choices=("float32", "input"), default="float32",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from unifmir.cli._checks import check_output_dir, positive_float
+from unifmir.cli._checks import check_output_dir, device, positive_float
 
 __all__ = ["register"]
 
@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--packaging", type=Path, default=None, help="recipes folder (default: the repo's packaging/)")
     build.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                        help="skip finished steps and continue interrupted runs (default: on)")
-    build.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    build.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N")
     build.add_argument("--step-scale", type=positive_float, default=1.0,
                        help="multiply every training budget (quick trial builds)")
     build.add_argument("--data-scale", type=positive_float, default=1.0, help="multiply every dataset size")

@@ -595,17 +595,6 @@ def _choose_task(variant: str, hp: Mapping[str, Any], task: str | None) -> str |
                 f"a {variant} checkpoint cannot be loaded as task {spec.name!r}; it fits "
                 f"{' / '.join(candidates)}"
             )
-        if len(candidates) > 1:  # one layout, several tasks: the registry's channels/scale decide
-            fit = lambda t: TASKS[t].network_mismatch(hp.get("in_chans"), hp.get("upscale", 1), strict=True)  # noqa: E731
-            problem = fit(spec.name)
-            if problem:
-                fits = [t for t in candidates if fit(t) is None]
-                raise CheckpointError(
-                    f"this {variant} checkpoint (x{hp.get('upscale', 1)}, {hp.get('in_chans')} input channel(s)) "
-                    f"cannot serve task {spec.name!r}: {problem}. "
-                    + (f"It fits task {' / '.join(fits)}: pass --task {fits[0]}, or use " if fits else "Use ")
-                    + f"a checkpoint trained for {spec.name}"
-                )
         return spec.name
     if len(candidates) == 1:
         return candidates[0]
@@ -620,6 +609,24 @@ def _choose_task(variant: str, hp: Mapping[str, Any], task: str | None) -> str |
     same_size = [t for t in candidates if TASKS[t].scale == 1]
     multi = [t for t in same_size if TASKS[t].net_in_channels > 1]
     return ((multi if in_chans > 1 else []) or same_size or candidates)[0]
+
+
+def _check_fit(variant: str, hp: Mapping[str, Any], task: str) -> None:
+    """A released checkpoint loaded for an explicit ``task``: its input channels and scale must be
+    the task's (registry facts, :meth:`TaskSpec.network_mismatch`); raise naming the task it fits."""
+    candidates = _tasks_of_family(variant)
+    if len(candidates) < 2:  # a layout of its own (projection, volumetric): the keys decided
+        return
+    fit = lambda t: TASKS[t].network_mismatch(hp.get("in_chans"), hp.get("upscale", 1), strict=True)  # noqa: E731
+    problem = fit(task)
+    if problem:
+        fits = [t for t in candidates if fit(t) is None]
+        raise CheckpointError(
+            f"this {variant} checkpoint (x{hp.get('upscale', 1)}, {hp.get('in_chans')} input channel(s)) "
+            f"cannot serve task {task!r}: {problem}. "
+            + (f"It fits task {' / '.join(fits)}: pass --task {fits[0]}, or use " if fits else "Use ")
+            + f"a checkpoint trained for {task}"
+        )
 
 
 def _config_from_fields(fields: Mapping[str, Any], base: ModelConfig | None = None) -> ModelConfig:
@@ -735,6 +742,8 @@ def _model_from_official(sd: "collections.OrderedDict[str, Tensor]", task: str |
         if chosen is not None:
             return extract_task(model, chosen)
         return model
+    if task is not None and chosen is not None:
+        _check_fit(variant, hp, chosen)
     if variant == "swinir" and task is None and hp.get("upscale") == 1 and hp["in_chans"] == 1:
         log.info("swinir x1 in1 checkpoint loaded as task %r (pass task='denoise' for the 1-slice Planaria denoiser)", chosen)
     config = _config_from_fields(_normalised_fields(hp, chosen))
