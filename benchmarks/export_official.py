@@ -51,6 +51,11 @@ FORMATS: dict[str, tuple[str, str | None]] = {
 """format -> (released variant, fixture file or None = build the full-size network)."""
 
 TRACED: tuple[str, ...] = (
+    "unifmir.export.bundle:plan_export",
+    "unifmir.export.bundle:write_weights",
+    "unifmir.export.bundle:write_expected_outputs",
+    "unifmir.export.bundle:run_gates",
+    "unifmir.export.bundle:publish",
     "unifmir.export.bundle:_halo",
     "unifmir.export.bundle:_run_core",
     "unifmir.export.weights:write_torchscript",
@@ -59,6 +64,8 @@ TRACED: tuple[str, ...] = (
     "unifmir.export.libtorch_check:check_torchscript",
     "unifmir.export.gates:gate_test_model",
     "unifmir.export.gates:gate_tiled_vs_whole",
+    "unifmir.export.gates:gate_tiled_vs_whole_per_axis",
+    "unifmir.export.gates:gate_input_sensitivity",
     "unifmir.export.gates:gate_deepimagej",
     "unifmir.export.docs:write_cover",
     "bioimageio.core:test_model",

@@ -9,6 +9,12 @@
   :func:`check_percentile_agreement` verifies the result; the export fails when it does not hold.
 * The sample tensor (TIFF) holds exactly the test input (the bioimage.io collection's deepImageJ
   check runs deepImageJ on the sample tensor and compares with the test output).
+* Memory: the export runs the whole network on the test input about fifteen times (reference
+  output, TorchScript/ONNX checks at two sizes, bioimageio.core's test output and test_model per
+  weight format). :func:`estimate_run_bytes` models one such run from the task module's own 2-D
+  views (shapes only, on the ``meta`` device) and the prediction layer's per-pixel memory model
+  (:func:`unifmir.predict.api.bytes_per_pixel`, measured ~2.5x conservative);
+  :func:`fit_test_shape` crops a user's test image until one run fits :data:`TEST_RUN_BUDGET`.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -32,7 +38,17 @@ __all__ = [
     "check_percentile_agreement",
     "default_test_shape",
     "write_sample_tiff",
+    "TEST_RUN_BUDGET",
+    "local_calls",
+    "estimate_run_bytes",
+    "fit_test_shape",
+    "fit_test_input",
 ]
+
+TEST_RUN_BUDGET = 1 << 30
+"""Estimated peak bytes allowed for one whole-image run on the test input (1 GiB by the
+conservative model, i.e. ~0.4 GiB measured), so that a user's large test image neither
+exhausts memory nor multiplies the export's ~15 whole-image runs."""
 
 
 @dataclass(frozen=True)
@@ -188,3 +204,105 @@ def as_bioimage(layout: TensorLayout, user_image: np.ndarray) -> np.ndarray:
     """The test-input array (``b, c, ...``) for one user image."""
     return user_to_bioimage(layout, user_image)
 
+
+
+# --------------------------------------------------------------------------------------------
+# memory model of one whole-image run
+
+
+def _fake_stages(task_module: Any, user_shape: Sequence[int]) -> tuple[list[tuple[int, ...]], int]:
+    """Run ``views`` and ``global_stage`` on fake tensors (shapes only, no memory, no compute).
+
+    Returns the local stage's input shapes and the largest output (elements) of any submodule the
+    global stage called (0 for an identity global stage).
+    """
+    import torch
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    largest = [0]
+
+    def hook(_m: Any, _i: Any, out: Any) -> None:
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                largest[0] = max(largest[0], int(t.numel()))
+
+    handles = [m.register_forward_hook(hook) for m in task_module.modules() if m is not task_module]
+    try:
+        with FakeTensorMode(allow_non_fake_inputs=True), torch.no_grad():
+            x = torch.empty((1, 1, *[int(n) for n in user_shape]))
+            views = task_module.views(x)
+            largest[0] = 0
+            shapes = [tuple(int(n) for n in task_module.global_stage(v).shape) for v in views]
+    finally:
+        for h in handles:
+            h.remove()
+    return shapes, largest[0]
+
+
+def local_calls(task_module: Any, user_shape: Sequence[int]) -> list[tuple[int, int, int, int]]:
+    """``(n, c, h, w)`` of each batch of 2-D images the local stage sees for one input of
+    ``user_shape`` (user axes, batch 1): the module's own ``views`` and ``global_stage`` run on fake
+    tensors (shapes only)."""
+    return _fake_stages(task_module, user_shape)[0]  # type: ignore[return-value]
+
+
+def estimate_run_bytes(task_module: Any, user_shape: Sequence[int]) -> int:
+    """Estimated peak bytes of one whole-image forward of ``task_module`` on ``user_shape``.
+
+    * local stage (``task_module.chunk`` 2-D images per call): ``bytes_per_pixel`` x the pixels of
+      the largest call;
+    * global stage (projection's ENLCN, volumetric's UNetA; run once on the whole image): 6 x the
+      largest output of any of its layers (input, output, skip and attention temporaries);
+    * every view and its output held at once (x2 for the merge), and the input; float32.
+    """
+    from unifmir.predict.api import bytes_per_pixel
+
+    calls, global_largest = _fake_stages(task_module, user_shape)
+    chunk = int(getattr(task_module, "chunk", 1)) or 1
+    scale = int(getattr(task_module, "scale", 1))
+    per_call = max(min(n, chunk) * h * w for n, _, h, w in calls)
+    held = sum(n * (c + scale * scale) * h * w for n, c, h, w in calls)
+    local = bytes_per_pixel(task_module) * per_call
+    return int(max(local, 4 * 6 * global_largest) + 4 * (2 * held + math.prod(user_shape)))
+
+
+def fit_test_shape(
+    layout: TensorLayout, task_module: Any, shape: Sequence[int], budget: int = TEST_RUN_BUDGET
+) -> tuple[int, ...]:
+    """The largest valid user-axes shape <= ``shape`` whose whole-image run fits ``budget``.
+
+    ``shape`` is first snapped down onto the layout's size grid; then the longest parameterised
+    axis shrinks (by ~10 %, on the grid, never below its minimum) until
+    :func:`estimate_run_bytes` <= ``budget`` or every axis is at its minimum.
+    """
+    axes = layout.user_in_axes.lower()
+    out = list(int(n) for n in shape)
+    for i, a in enumerate(axes):
+        mn, st = layout.min_size.get(a, 0), layout.step.get(a, 0)
+        if st:
+            out[i] = mn + max(0, (out[i] - mn) // st) * st
+    while (est := estimate_run_bytes(task_module, out)) > budget:
+        movable = [i for i, a in enumerate(axes) if layout.step.get(a, 0) and out[i] > layout.min_size[a]]
+        if not movable:
+            break
+        if est > 1.5 * budget:  # far off: shrink every movable axis by the same factor
+            f = (budget / est) ** (1.0 / len(movable))
+            for i in movable:
+                mn, st = layout.min_size[axes[i]], layout.step[axes[i]]
+                out[i] = max(mn, mn + int((out[i] * f - mn) // st) * st)
+            continue
+        i = max(movable, key=lambda k: out[k] / layout.step[axes[k]])
+        st, mn = layout.step[axes[i]], layout.min_size[axes[i]]
+        out[i] = max(mn, out[i] - max(st, (out[i] // 10) // st * st))
+    return tuple(out)
+
+
+def fit_test_input(
+    image: np.ndarray, layout: TensorLayout, task_module: Any, budget: int = TEST_RUN_BUDGET
+) -> np.ndarray:
+    """``image`` (user axes) cropped about its centre to :func:`fit_test_shape` (unchanged if it fits)."""
+    shape = fit_test_shape(layout, task_module, image.shape, budget)
+    if tuple(shape) == tuple(image.shape):
+        return image
+    sl = tuple(slice((n - k) // 2, (n - k) // 2 + k) for n, k in zip(image.shape, shape))
+    return np.ascontiguousarray(image[sl])
