@@ -45,6 +45,7 @@ __all__ = [
     "render_architecture",
     "write_architecture",
     "write_onnx",
+    "eager_outputs",
     "load_architecture_module",
 ]
 
@@ -191,6 +192,13 @@ def _distinct(examples: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     return list({id(e): e for e in examples}.values())
 
 
+def eager_outputs(module: nn.Module, examples: Sequence[torch.Tensor]) -> dict[int, torch.Tensor]:
+    """The eager module's output for each distinct example, keyed by ``id(example)``: computed once
+    and shared by the TorchScript and ONNX checks (``refs=``), each a whole-image run."""
+    with torch.no_grad():
+        return {id(e): module(e) for e in _distinct(examples)}
+
+
 def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     if a.shape != b.shape:
         return float("inf")
@@ -203,15 +211,17 @@ def write_torchscript(
     examples: Sequence[torch.Tensor],
     atol: float,
     libtorch_ok: Callable[[Path], tuple[bool, str]] | None = None,
+    refs: dict[int, torch.Tensor] | None = None,
 ) -> str:
     """Script (or trace) ``module`` into ``path``; returns the method used.
 
     Every candidate is checked on all ``examples`` (different sizes) against the eager module
-    (max abs difference <= ``atol``) and, when ``libtorch_ok`` is given, in libtorch 2.0.0.
+    (max abs difference <= ``atol``; ``refs``: :func:`eager_outputs`, computed here if not given)
+    and, when ``libtorch_ok`` is given, in libtorch 2.0.0.
     """
     checks = _distinct(examples)
-    with torch.no_grad():
-        refs = [module(e) for e in checks]
+    outs = refs if refs is not None else eager_outputs(module, checks)
+    refs_list = [outs[id(e)] for e in checks]
     errors: list[str] = []
     for method in ("script", "trace"):
         try:
@@ -226,7 +236,7 @@ def write_torchscript(
             torch.jit.save(ts, str(path))
             loaded = torch.jit.load(str(path), map_location="cpu")
             with torch.no_grad():
-                diffs = [_max_diff(loaded(e), r) for e, r in zip(checks, refs)]
+                diffs = [_max_diff(loaded(e), r) for e, r in zip(checks, refs_list)]
             if max(diffs) > atol:
                 errors.append(f"{method}: differs from eager by {max(diffs):.3g} (> {atol:g}) at sizes "
                               f"{[tuple(e.shape) for e in checks]}")
@@ -249,7 +259,8 @@ def write_torchscript(
 
 
 def write_onnx(
-    path: Path, module: nn.Module, examples: Sequence[torch.Tensor], atol: float, spatial_dims: int
+    path: Path, module: nn.Module, examples: Sequence[torch.Tensor], atol: float, spatial_dims: int,
+    refs: dict[int, torch.Tensor] | None = None,
 ) -> str:
     """Export ONNX (legacy exporter, opset 17, IR <= 8, single file). Returns "" or the skip reason.
 
@@ -273,8 +284,9 @@ def write_onnx(
     # output: batch and every spatial axis dynamic (an added z axis is fixed-size anyway)
     out_dyn = {0: "b"} | {i: f"o{i}" for i in range(2, 2 + spatial_dims)}
     reasons: list[str] = []
+    outs = refs if refs is not None else eager_outputs(module, examples)
     for method in ("script", "trace"):
-        reason = _write_onnx_checked(path, module, examples, atol, method, dyn, out_dyn, onnx, ort)
+        reason = _write_onnx_checked(path, module, examples, atol, method, dyn, out_dyn, onnx, ort, outs)
         if not reason:
             return ""
         reasons.append(f"{method}: {reason}")
@@ -283,7 +295,7 @@ def write_onnx(
 
 def _write_onnx_checked(
     path: Path, module: nn.Module, examples: Sequence[torch.Tensor], atol: float, method: str,
-    dyn: dict[int, str], out_dyn: dict[int, str], onnx: Any, ort: Any,
+    dyn: dict[int, str], out_dyn: dict[int, str], onnx: Any, ort: Any, refs: dict[int, torch.Tensor],
 ) -> str:
     """One ONNX export attempt (``script`` or ``trace``, see :func:`write_onnx`); "" or the reason."""
     try:
@@ -311,7 +323,7 @@ def _write_onnx_checked(
         sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
         with torch.no_grad():
             for e in _distinct(examples):
-                ref = module(e).numpy()
+                ref = refs[id(e)].numpy()
                 out = sess.run(None, {"input": e.numpy()})[0]
                 if out.shape != ref.shape:
                     return f"ONNX output shape {out.shape} != {ref.shape} at input {tuple(e.shape)}"
