@@ -25,6 +25,8 @@ __all__ = [
     "Mlp",
     "window_partition",
     "window_reverse",
+    "window_order",
+    "window_order_inverse",
     "relative_position_index",
     "calculate_mask",
     "WindowAttention",
@@ -90,6 +92,29 @@ def window_reverse(windows: Tensor, window_size: int, H: int, W: int) -> Tensor:
     B = windows.shape[0] // ((H // window_size) * (W // window_size))
     x = windows.view(B, H // window_size, W // window_size, window_size, window_size, C)
     return x.permute(0, 1, 3, 2, 4, 5).contiguous().view(B, H, W, C)
+
+
+def window_order(H: int, W: int, window_size: int, shift_size: int, device: Optional[torch.device] = None) -> Tensor:
+    """Raster index of every token in (cyclically shifted) window order, int64 ``[H * W]``.
+
+    ``tokens.index_select(1, window_order(...))`` on ``(B, H*W, C)`` tokens equals
+    ``window_partition(torch.roll(x, (-shift, -shift), (1, 2)), ws)`` flattened, in one gather.
+    """
+    idx = torch.arange(H * W, device=device).view(1, H, W, 1)
+    if shift_size > 0:
+        idx = torch.roll(idx, shifts=(-shift_size, -shift_size), dims=(1, 2))
+    return window_partition(idx, window_size).reshape(-1)
+
+
+def window_order_inverse(
+    H: int, W: int, window_size: int, shift_size: int, device: Optional[torch.device] = None
+) -> Tensor:
+    """Inverse permutation of :func:`window_order`: window-order position of every raster token."""
+    idx = torch.arange(H * W, device=device).view(-1, window_size, window_size, 1)
+    out = window_reverse(idx, window_size, H, W)
+    if shift_size > 0:
+        out = torch.roll(out, shifts=(shift_size, shift_size), dims=(1, 2))
+    return out.reshape(-1)
 
 
 def relative_position_index(window_size: int) -> Tensor:
@@ -185,6 +210,10 @@ class WindowAttention(nn.Module):
         if self.use_sdpa:
             if mask is None:
                 out = F.scaled_dot_product_attention(q, k, v, bias.unsqueeze(0))
+            elif mask.shape[0] == B_:
+                # one image: the (nW, nH, N, N) bias + mask matches the windows; q, k, v stay strided
+                # views of the qkv output (the fused kernel reads them in place, no copies)
+                out = F.scaled_dot_product_attention(q, k, v, bias.unsqueeze(0) + mask.unsqueeze(1))
             else:
                 # windows x heads as the "heads" dim of 4-D inputs: the (nW*nH, N, N) bias + mask
                 # broadcasts over the batch without a copy and CPU/GPU fused kernels apply
@@ -253,18 +282,27 @@ class SwinTransformerBlock(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
     def forward(self, x: Tensor, x_size: Tuple[int, int], mask: Optional[Tensor] = None) -> Tensor:
-        """``x``: ``(B, H*W, C)``; ``mask``: precomputed shifted mask for ``x_size`` (or None).
+        """``x``: ``(B, H*W, C)`` in raster order; ``mask``: precomputed shifted mask for ``x_size`` (or None).
 
         The stored ``attn_mask`` is used when ``x_size == (img_size, img_size)``; otherwise
-        ``mask`` (or, if None, a freshly computed one).
+        ``mask`` (or, if None, a freshly computed one). Same result as the reference's
+        roll -> window partition -> attention -> window reverse -> roll, with one gather each way.
+        """
+        H, W = x_size
+        order = window_order(H, W, self.window_size, self.shift_size, x.device)
+        inverse = window_order_inverse(H, W, self.window_size, self.shift_size, x.device)
+        return self.forward_windows(x.index_select(1, order), x_size, mask).index_select(1, inverse)
+
+    def forward_windows(self, x: Tensor, x_size: Tuple[int, int], mask: Optional[Tensor] = None) -> Tensor:
+        """``x``: ``(B, H*W, C)`` tokens already in this block's :func:`window_order` -> same order.
+
+        LayerNorm, MLP and the residuals act per token, so only the attention needs the window
+        layout and a whole stage can stay in window order (:class:`BasicLayer`).
         """
         H, W = x_size
         B, L, C = x.shape
-        shortcut = x
-        x = self.norm1(x).view(B, H, W, C)
         ws = self.window_size
         if self.shift_size > 0:
-            x = torch.roll(x, shifts=(-self.shift_size, -self.shift_size), dims=(1, 2))
             if H == self.input_resolution and W == self.input_resolution:
                 attn_mask: Optional[Tensor] = self.attn_mask
             elif mask is not None:
@@ -273,12 +311,8 @@ class SwinTransformerBlock(nn.Module):
                 attn_mask = calculate_mask(H, W, ws, self.shift_size, x.device).to(x.dtype)
         else:
             attn_mask = None
-        windows = window_partition(x, ws).view(-1, ws * ws, C)
-        windows = self.attn(windows, attn_mask)
-        x = window_reverse(windows.view(-1, ws, ws, C), ws, H, W)
-        if self.shift_size > 0:
-            x = torch.roll(x, shifts=(self.shift_size, self.shift_size), dims=(1, 2))
-        x = shortcut + self.drop_path(x.view(B, H * W, C))
+        y = self.attn(self.norm1(x).view(-1, ws * ws, C), attn_mask).view(B, L, C)
+        x = x + self.drop_path(y)
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
     def extra_repr(self) -> str:
@@ -323,8 +357,17 @@ class BasicLayer(nn.Module):
         )
 
     def forward(self, x: Tensor, x_size: Tuple[int, int], mask: Optional[Tensor] = None) -> Tensor:
+        """``x``: ``(B, H*W, C)`` raster tokens -> same. The tokens stay in window order between
+        blocks: one gather per block (from the previous block's order to this one's) and one back."""
+        H, W = x_size
+        inverse: Optional[Tensor] = None  # raster token -> position in the current order
         for blk in self.blocks:
-            x = blk(x, x_size, mask)
+            order = window_order(H, W, blk.window_size, blk.shift_size, x.device)
+            x = x.index_select(1, order if inverse is None else inverse.index_select(0, order))
+            x = blk.forward_windows(x, x_size, mask)
+            inverse = window_order_inverse(H, W, blk.window_size, blk.shift_size, x.device)
+        if inverse is not None:
+            x = x.index_select(1, inverse)
         return x
 
 
