@@ -15,6 +15,14 @@ Usage::
 
     python benchmarks/model_speed.py --quick            # a few minutes on a laptop CPU
     python benchmarks/model_speed.py --presets full --tasks sr denoise --threads 8
+    python benchmarks/model_speed.py --versus-reference --tasks sr denoise --size 128 --thread-counts 1 2
+
+``--versus-reference``: the full-size network against the reference's own explicit-matmul
+formulation (``benchmarks/reference_swinir.py``, same weights, checked within 1e-5), eager and
+TorchScript (fp32) and eager under bf16 autocast, timed interleaved in one process (one call
+of each per round, median over rounds) at each thread count, next to the fp32 GEMM bound
+measured in the same run (a 2048² ``torch.mm``; network FLOPs counted with
+``torch.utils.flop_counter``).
 """
 
 from __future__ import annotations
@@ -117,6 +125,78 @@ def measure(preset: str, task: str, size: int, mode: str, attention: str, min_ca
     return Result(preset, task, size, mode, attention, pixels / med / 1e6, med * 1e3, peak_mib, tuple(y.shape))
 
 
+def _gemm_gflops(n: int = 2048, calls: int = 3) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        a @ b
+    return 2 * n**3 * calls / (time.perf_counter() - t0) / 1e9
+
+
+def versus_reference(tasks: list[str], size: int, thread_counts: list[int], rounds: int) -> None:
+    """Full preset: reference formulation vs this package (eager, TorchScript, bf16 autocast), side by side."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from reference_swinir import reference_forward
+
+    print(f"load: {os.getloadavg() if hasattr(os, 'getloadavg') else 'n/a'}")
+    print()
+    print("| task | input | threads | variant | ms / image | vs reference | input kpx/s | % of fp32 GEMM bound | max abs diff vs reference |")
+    print("|---|---|---:|---|---:|---:|---:|---:|---:|")
+    for task in tasks:
+        torch.manual_seed(0)
+        net = build_model(task, {"preset": "full"}).eval()
+        x = torch.rand(1, TASKS[task].net_in_channels, size, size)
+        scripted = torch.jit.script(net)
+
+        def bf16(inp: torch.Tensor) -> torch.Tensor:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return net(inp).float()
+
+        variants = {
+            "reference (explicit matmul)": lambda inp: reference_forward(net, inp),
+            "eager fp32": net,
+            "TorchScript fp32": scripted,
+            "eager bf16 autocast": bf16,
+        }
+        with torch.inference_mode():
+            ref = reference_forward(net, x)
+            flops = FlopCounterMode(display=False)
+            with flops:
+                reference_forward(net, x)
+            total_flops = flops.get_total_flops()
+            diffs = {name: float((f(x).float() - ref).abs().max()) for name, f in variants.items()}
+            for k in variants:  # warm-up (TorchScript optimises after 2 calls)
+                variants[k](x)
+            for threads in thread_counts:
+                torch.set_num_threads(threads)
+                gemm = _gemm_gflops()
+                times: dict[str, list[float]] = {name: [] for name in variants}
+                for _ in range(rounds):
+                    for name, f in variants.items():
+                        t0 = time.perf_counter()
+                        f(x)
+                        times[name].append(time.perf_counter() - t0)
+                gemm = (gemm + _gemm_gflops()) / 2
+                med = {name: statistics.median(t) for name, t in times.items()}
+                base = med["reference (explicit matmul)"]
+                for name in variants:
+                    pct = 100 * total_flops / med[name] / (gemm * 1e9)
+                    print(
+                        f"| {task} | {x.shape[1]}x{size}x{size} | {threads} | {name} | {med[name] * 1e3:.0f} | "
+                        f"{base / med[name]:.2f}x | {size * size / med[name] / 1e3:.2f} | {pct:.0f} % | {diffs[name]:.1e} |",
+                        flush=True,
+                    )
+                print(
+                    f"| {task} | | {threads} | fp32 GEMM 2048² | {gemm:.0f} GFLOP/s | | "
+                    f"{gemm * 1e9 / (total_flops / (size * size)) / 1e3:.1f} (bound) | 100 % | |",
+                    flush=True,
+                )
+        print(f"\n{task}: {total_flops / (size * size) / 1e6:.2f} MFLOP per input pixel (flop counter)")
+    print(f"load after: {os.getloadavg() if hasattr(os, 'getloadavg') else 'n/a'}")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller inputs, fewer modes and calls")
@@ -125,7 +205,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
     ap.add_argument("--min-calls", type=int, default=None)
     ap.add_argument("--min-time", type=float, default=None, help="seconds of timed calls per row")
+    ap.add_argument("--versus-reference", action="store_true", help="full preset vs the reference formulation")
+    ap.add_argument("--size", type=int, default=128, help="input side for --versus-reference")
+    ap.add_argument("--thread-counts", type=int, nargs="+", default=[1, 2], help="for --versus-reference")
+    ap.add_argument("--rounds", type=int, default=3, help="timed rounds for --versus-reference")
     args = ap.parse_args(argv)
+    if args.versus_reference:
+        tasks = args.tasks if args.tasks != list(TASKS) else ["sr", "denoise"]
+        versus_reference(tasks, args.size, args.thread_counts, args.rounds)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     modes = MODES_QUICK if args.quick else MODES_FULL
