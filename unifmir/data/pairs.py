@@ -293,7 +293,7 @@ def _claim_folder(out: Path, overwrite: bool) -> None:
         raise FileExistsError(f"{out} exists and is not a folder; choose another --out")
     marker = out / SYNTH_MARKER
     if out.is_dir():
-        entries = [p for p in out.iterdir() if not is_temp_name(p.name)]
+        entries = [p for p in out.iterdir() if not is_temp_name(p.name) and p.name != SYNTH_MARKER]
         if entries and not marker.is_file():
             shown = ", ".join(sorted(p.name for p in entries)[:5])
             raise FileExistsError(
