@@ -169,7 +169,7 @@ def test_rgb_input_to_predict(world, watch, capsys) -> None:
 def test_folder_given_as_an_input_image(world, watch, capsys) -> None:
     w = watch()
     res = cli(["predict", "--model", "sr.pt", "--input", "ds_sr", "--output", "out"], capsys)
-    assert_refused(res, "ds_sr is a folder, not an image file", "ds_sr/*.tif")
+    assert_refused(res, "ds_sr is a directory, not an image file", "ds_sr/*.tif")
     w.assert_unchanged()
 
 

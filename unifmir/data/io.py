@@ -287,7 +287,7 @@ def read_image(
     if not path.exists():
         raise FileNotFoundError(f"image file {path} does not exist")
     if path.is_dir():
-        raise ImageError(f"{path} is a folder, not an image file; give the image files inside it (e.g. {path}/*.tif)")
+        raise ImageError(f"{path} is a directory, not an image file; give the image files inside it (e.g. {path}/*.tif)")
     suffix = path.suffix.lower()
     sizes: dict[str, float] = {}
     if suffix == ".npy":
@@ -363,7 +363,7 @@ def read_header(path: str | os.PathLike) -> ImageHeader:
     if not path.exists():
         raise FileNotFoundError(f"image file {path} does not exist")
     if path.is_dir():
-        raise ImageError(f"{path} is a folder, not an image file; give the image files inside it (e.g. {path}/*.tif)")
+        raise ImageError(f"{path} is a directory, not an image file; give the image files inside it (e.g. {path}/*.tif)")
     suffix = path.suffix.lower()
     if suffix == ".npy":
         try:
