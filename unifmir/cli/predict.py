@@ -46,6 +46,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:0 ...")
     p.add_argument("--backend", choices=("eager", "torchscript"), default="eager")
     p.add_argument(
+        "--precision", choices=("fp32", "bf16", "fp16", "auto"), default="fp32",
+        help="fp32 (default, unchanged results); bf16 autocast (CPUs with AMX or AVX-512-BF16, CUDA; "
+        "eager backend); fp16 (CUDA); auto = bf16 where supported, else fp32 (the choice is printed)",
+    )
+    p.add_argument(
         "--dtype", choices=("float32", "input"), default="float32",
         help="output type: float32 (default) or the input's type (clipped and rounded)",
     )
@@ -99,6 +104,17 @@ def run(args: argparse.Namespace) -> int:
     if args.dtype == "input" and args.output_units == "normalized" and not args.rescale:
         raise CliError("--dtype input with --output-units normalized would round the normalised values "
                        "(about 0..1) to a few integers; add --rescale, or use --output-units input")
+    from unifmir.predict.precision import resolve_precision
+
+    try:
+        prec, why = resolve_precision(args.precision, args.device)
+    except ValueError as err:
+        raise CliError(f"--precision {args.precision}: {err}") from None
+    if prec != "fp32" and args.backend != "eager":
+        raise CliError(f"--precision {args.precision} ({prec}) needs --backend eager; use --precision fp32 "
+                       "with --backend torchscript")
+    if args.precision == "auto" and not args.quiet:
+        print(f"--precision auto: {why}", file=sys.stderr)
     try:
         tm = prepare_module(args.model, args.task, z_factor=args.z_factor)
     except (FileNotFoundError, ValueError, TypeError, RuntimeError) as err:
@@ -136,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
                     tm, arr, axes=meta.axes, tile=args.tile, overlap=args.overlap, device=args.device,
                     backend=args.backend, normalize=not args.no_normalize, batch_size=args.batch_size,
                     z_factor=args.z_factor, progress=not args.quiet, output_units=args.output_units,
+                    precision=args.precision,
                 )
             except ValueError as err:
                 raise CliError(f"{src}: {err}") from None

@@ -25,6 +25,7 @@ CUDA) is the budget for ``batch x tile^2`` pixels, where a tile includes its hal
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import weakref
@@ -36,6 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from unifmir.predict.modules import TaskModule, build_task_module, denormalize_output, normalize_input
+from unifmir.predict.precision import autocast, resolve_precision
 from unifmir.predict.receptive import receptive_field
 from unifmir.predict.tiling import TileSpec, num_tiles, round_down, round_up, tiled_apply
 from unifmir.tasks import TaskSpec, get_task
@@ -407,6 +409,7 @@ def predict(
     z_factor: Optional[int] = None,
     progress: bool | Callable[[int], None] = False,
     output_units: str = "input",
+    precision: str = "fp32",
 ) -> np.ndarray:
     """Restore one image with a UniFMIR network; returns a float32 array in the task's output axes.
 
@@ -436,6 +439,9 @@ def predict(
             ``scale_range`` applies the same per-image percentile normalisation
             (linear-interpolated percentiles over the whole image, eps 1e-6) and no
             post-processing. With ``normalize=False`` both give the raw network output.
+        precision: ``"fp32"`` (default, unchanged results), ``"bf16"`` (autocast; CPUs with
+            AMX or AVX-512-BF16, CUDA), ``"fp16"`` (CUDA) or ``"auto"`` (bf16 where supported,
+            logged); see :mod:`unifmir.predict.precision`. Reduced precision needs ``backend="eager"``.
 
     Raises:
         ValueError: the image does not suit the task (dimensions, z-slices, light-field size).
@@ -447,6 +453,12 @@ def predict(
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available; use device='cpu'")
+    prec, why = resolve_precision(precision, dev)
+    if prec != "fp32" and backend != "eager":
+        raise ValueError(f"precision {precision!r} ({prec}) runs with backend='eager' only; use precision='fp32' "
+                         "with the TorchScript backend")
+    if precision == "auto":
+        logging.getLogger(__name__).info("precision auto -> %s", why)
     tm = prepare_module(model, task, z_factor=z_factor)
     spec = get_task(tm.task)
     if task is not None and get_task(task).name != spec.name:
@@ -468,11 +480,11 @@ def predict(
     tm = tm.to(dev)
     run: Any = _scripted(tm) if backend == "torchscript" else tm
     bar = None
-    with torch.no_grad():
+    with torch.no_grad(), autocast(prec, dev):
         vs = run.views(x)
         gs = []
         for v in vs:
-            gs.append(run.global_stage(v.to(dev)).to("cpu") if _has_global(tm) else v)
+            gs.append(run.global_stage(v.to(dev)).to("cpu", torch.float32) if _has_global(tm) else v)
         steps = 0
         plans = []
         for g in gs:
@@ -498,7 +510,7 @@ def predict(
             if bar is not None:
                 bar.close()
         y = run.finish(ys, x)[0, 0]
-    out = y.numpy()
+    out = y.float().numpy()
     if stats is not None and output_units == "input":
         out = denormalize_output(out, stats)
     return np.ascontiguousarray(out, dtype=np.float32)
