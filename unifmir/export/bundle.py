@@ -299,6 +299,8 @@ def plan_export(
     module = weights.build_export_module(net, spec.name, layout, two_d=bool(two_d))
 
     user_in = _test_input(spec, layout, data, seed)
+    if data is not None:  # a user's image: crop it (centre) until one whole-image run fits the memory budget
+        user_in = tensors.fit_test_input(user_in, layout, getattr(module, "inner", module))
     pre, pre_text, pct = _preprocessing(spec, layout)
     if pct is not None:
         user_in = tensors.prepare_for_percentiles(user_in, pct)
@@ -325,12 +327,13 @@ def write_weights(plan: ExportPlan, pkg: Path, *, onnx: bool = True, check_libto
         _require_onnx()
     x_norm, module, layout = plan.x_norm, plan.module, plan.layout
     examples = [_trace_example(layout, x_norm, plan.net), x_norm, _second_example(layout, x_norm)]
-    with torch.no_grad():
-        ref = module(x_norm)
+    refs = weights.eager_outputs(module, examples)  # one whole-image run per distinct example, shared
+    ref = refs[id(x_norm)]
     abs_tol = max(1e-4, 1e-4 * float(ref.abs().max()))
 
     libtorch_fn, libtorch_state = _libtorch_checker(check_libtorch, x_norm, ref, abs_tol)
-    ts_method = weights.write_torchscript(pkg / "weights_torchscript.pt", module, examples, abs_tol, libtorch_fn)
+    ts_method = weights.write_torchscript(pkg / "weights_torchscript.pt", module, examples, abs_tol, libtorch_fn,
+                                          refs=refs)
 
     arch_kwargs = weights.architecture_kwargs(plan.net, plan.spec.name, layout, plan.two_d)
     weights.write_state_dict(pkg / "weights_state_dict.pt", module)
@@ -343,7 +346,7 @@ def write_weights(plan: ExportPlan, pkg: Path, *, onnx: bool = True, check_libto
         raise gates.GateError([gates.GateResult("pytorch_state_dict", False,
                                                 f"architecture file rebuild differs by {d_sd:.3g}")])
     onnx_skipped = "disabled" if not onnx else weights.write_onnx(
-        pkg / "weights.onnx", module, examples, abs_tol, spatial_dims=len(layout.in_axes))
+        pkg / "weights.onnx", module, examples, abs_tol, spatial_dims=len(layout.in_axes), refs=refs)
 
     tv = v0_5.Version(torch.__version__.split("+")[0])
     parent = "pytorch_state_dict"  # the trained weights; the others are converted from them
@@ -419,6 +422,7 @@ def describe(
         plan.spec, plan.layout, plan.meta, name=plan.name, pkg=pkg, pre=plan.preprocessing,
         weights_descr=built.descrs, tol=built.tolerance, cover=cover, readme=pkg / "README.md",
         out_sample=out_sample, consumers=consumers, two_d=plan.two_d, net=plan.net,
+        nickname=plan.meta.nickname or _nickname(plan.out),
     )
 
 
@@ -457,10 +461,9 @@ def run_gates(
                                      seed=plan.seed),
     ]
     halo_in = {a: (h // layout.up.get(a, 1)) for a, h in layout.halo.items()}
-    ns, gate_sizes = gates.tiling_plan(descr, halo_in)
-    results.append(gates.gate_tiled_vs_whole(
-        descr, _tiling_image(plan.spec, layout, gate_sizes, plan.percentiles, plan.seed), ns=ns,
-        tolerance=tiled_tolerance))
+    runs = [(p, _tiling_image(plan.spec, layout, p.image, plan.percentiles, plan.seed))
+            for p in gates.tiling_plans(descr, halo_in)]  # one run per axis: bounded cost (see tiling_plans)
+    results.append(gates.gate_tiled_vs_whole_per_axis(descr, runs, tolerance=tiled_tolerance))
     gates.raise_on_failure(results)
     return results
 
@@ -740,6 +743,7 @@ def _model_descr(
     consumers: list[docs.ConsumerSupport],
     two_d: bool,
     net: nn.Module,
+    nickname: str,
 ) -> Any:
     from bioimageio.spec.model import v0_5
 
@@ -759,6 +763,9 @@ def _model_descr(
     config = v0_5.Config(
         bioimageio=v0_5.BioimageioConfig(
             reproducibility_tolerance=[v0_5.ReproducibilityTolerance(**tol)],
+            # deepImageJ (JDLL 0.6.1, ModelDescriptorV05.findID) needs an id or a nickname; the Zoo
+            # assigns its own on upload
+            nickname=nickname,
         ),
         deepimagej={"allow_tiling": True, "pyramidal_model": False},
         unifmir=unifmir_config(spec, net, two_d),
@@ -803,6 +810,14 @@ def unifmir_config(spec: TaskSpec, net: nn.Module, two_d: bool) -> dict[str, Any
         "state_dict_prefix": "inner.net.",
         "unifmir_version": str(getattr(unifmir, "__version__", "")),
     }
+
+
+def _nickname(out: Path) -> str:
+    """A local model id from the bundle's file name (``unifmir-sr.zip`` -> ``unifmir-sr``)."""
+    import re
+
+    stem = out.name[: -len(".zip")] if out.name.lower().endswith(".zip") else out.name
+    return re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-") or "unifmir-model"
 
 
 def _timestamp(text: str) -> Any:

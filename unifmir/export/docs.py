@@ -55,6 +55,8 @@ class ExportMetadata:
     limitations: str = ""
     timestamp: str = ""
     """ISO 8601 creation time of the weights; default: the time of the export."""
+    nickname: str = ""
+    """Local model id (``config.bioimageio.nickname``, what deepImageJ lists); default: from the file name."""
     operating_range: str = ""
     """Markdown: the acquisitions the model was trained for (pixel size, PSF, photons, ...)."""
 
