@@ -46,9 +46,35 @@ def add_common_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=nonneg_int, help="data-loader worker processes")
     p.add_argument("--seed", type=nonneg_int, help="random seed")
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
+    p.add_argument("--precision", choices=("fp32", "bf16", "auto"), default=None,
+                   help="fp32: no autocast anywhere; bf16: bf16 autocast with fp32 master weights (CUDA, or a "
+                   "CPU with AMX/AVX-512-BF16); auto: bf16 where supported (the choice is printed); "
+                   "default: the config's (CUDA mixed precision, fp32 on the CPU)")
     p.add_argument("--early-stopping", type=positive_int, metavar="PATIENCE",
                    help="stop after PATIENCE validations without improvement")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _precision_overrides(precision: str, device: str) -> dict[str, Any]:
+    """Config keys for ``--precision`` (``amp``, ``amp_dtype``, ``cpu_bf16``) on the run's device."""
+    import sys
+
+    import torch
+
+    from unifmir.predict.precision import resolve_precision
+
+    dev = "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
+    try:
+        prec, why = resolve_precision(precision, dev)
+    except ValueError as err:
+        raise CliError(f"--precision {precision}: {err}") from None
+    if precision == "auto":
+        print(f"--precision auto: {why}", file=sys.stderr)
+    if prec == "fp32":
+        return {"amp": False, "cpu_bf16": False}
+    if torch.device(dev).type == "cuda":
+        return {"amp": True, "amp_dtype": "bfloat16", "cpu_bf16": False}
+    return {"cpu_bf16": True}
 
 
 def apply_common_overrides(d: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -74,6 +100,8 @@ def apply_common_overrides(d: dict[str, Any], args: argparse.Namespace) -> dict[
         d["device"] = args.device
     if args.no_amp:
         d["amp"] = False
+    if getattr(args, "precision", None) is not None:
+        d.update(_precision_overrides(args.precision, d.get("device", "auto")))
     if args.early_stopping is not None:
         d["early_stopping"] = {"enabled": True, "patience": args.early_stopping}
     return d

@@ -267,6 +267,9 @@ class TrainConfig(_Section):
     device: str = "auto"
     amp: bool = True
     amp_dtype: Literal["bfloat16", "float16"] = "bfloat16"
+    cpu_bf16: bool = False
+    """bf16 autocast on the CPU (fp32 master weights and optimiser, no loss scaling), set by
+    ``--precision bf16``/``auto`` where the CPU has AMX or AVX-512-BF16; off by default."""
     deterministic: bool = True
     enla_redraw_interval: int | None = Field(640, ge=1)
     """Projection head: redraw the ENLA random features every N training calls (reference: 640;

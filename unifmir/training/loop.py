@@ -182,7 +182,8 @@ def _lr(opt: torch.optim.Optimizer) -> float:
 
 def _check_resume_config(saved: TrainConfig, new: TrainConfig) -> None:
     """A resumed run may change its length, logging, device and early stopping, nothing else."""
-    free = {"schedule": {"steps"}, "logging": None, "device": None, "early_stopping": None, "amp": None}
+    free = {"schedule": {"steps"}, "logging": None, "device": None, "early_stopping": None, "amp": None,
+            "cpu_bf16": None}
     a, b = with_absolute_paths(saved).to_dict(), with_absolute_paths(new).to_dict()
     diffs = []
     for key in a:
@@ -241,8 +242,9 @@ class _Run:
                            weight_decay=cfg.optim.weight_decay)
         self.sched = torch.optim.lr_scheduler.MultiStepLR(
             self.opt, milestones=cfg.schedule.resolved_milestones(), gamma=cfg.schedule.gamma)
-        self.amp = bool(cfg.amp and self.dev.type == "cuda")
-        bf16 = cfg.amp_dtype == "bfloat16" and self.dev.type == "cuda" and torch.cuda.is_bf16_supported()
+        cpu_bf16 = bool(cfg.cpu_bf16 and self.dev.type == "cpu")
+        self.amp = bool(cfg.amp and self.dev.type == "cuda") or cpu_bf16
+        bf16 = cpu_bf16 or (cfg.amp_dtype == "bfloat16" and self.dev.type == "cuda" and torch.cuda.is_bf16_supported())
         self.amp_dtype = torch.bfloat16 if bf16 else torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
         self.sampler = TaskSampler(cfg.tasks, cfg.task_sampling, cfg.schedule.steps_per_epoch, cfg.seed,
@@ -297,7 +299,7 @@ class _Run:
 
     def autocast(self) -> ContextManager[Any]:
         if self.amp:
-            return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
+            return torch.autocast(device_type=self.dev.type, dtype=self.amp_dtype)
         return nullcontext()
 
     # ---- state
