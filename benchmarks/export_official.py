@@ -14,7 +14,12 @@ Formats and the files they come from (``tests/fixtures/unifmir-reference``, see 
 * ``projection``: no full-size fixture exists (``swinirProj_stage2_small.pt`` is a small
   configuration): the full-size ``swinirProj_stage2`` network is built with seeded random weights
   (``unifmir.build_model("projection", "full")``) and saved as its bare released state_dict
-* ``volumetric``: ``swinir2dto3d.pt`` (released ``swinir2dto3d``, full size incl. UNetA)
+* ``volumetric``: the full-size ``swinir2dto3d`` network (incl. UNetA) built with seeded random
+  weights, biases zeroed, saved as its bare released state_dict. The fixture
+  ``swinir2dto3d.pt`` (format ``volumetric-fixture``) holds full-size weights too, but neither
+  they nor a default initialisation depend on the input (a shuffled input moves the output by
+  0.02 % / 0.1 % of its range: the untrained UNetA's output is dominated by its biases), so the
+  export's input-sensitivity gate rightly refuses them; with zero biases the output moves by 7 %.
 
 Per export stage the child logs start/end times of the export's main steps (the functions named
 in :data:`TRACED`, where they exist); the parent attributes every memory sample to the innermost
@@ -41,14 +46,18 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "unifmir-reference"
 
-FORMATS: dict[str, tuple[str, str | None]] = {
-    "sr": ("swinir_x2_in1", "swinir_x2_in1.pt"),
-    "denoise": ("swinir_x1_in5", "swinir_x1_in5.pt"),
-    "isotropic": ("swinir_x1_in1", "swinir_x1_in1.pt"),
-    "projection": ("swinirProj_stage2", None),  # built: full size, random weights
-    "volumetric": ("swinir2dto3d", "swinir2dto3d.pt"),
+FORMATS: dict[str, tuple[str, str, str | None]] = {
+    "sr": ("sr", "swinir_x2_in1", "swinir_x2_in1.pt"),
+    "denoise": ("denoise", "swinir_x1_in5", "swinir_x1_in5.pt"),
+    "isotropic": ("isotropic", "swinir_x1_in1", "swinir_x1_in1.pt"),
+    "projection": ("projection", "swinirProj_stage2", None),  # built: full size, random weights
+    "volumetric": ("volumetric", "swinir2dto3d", None),  # built: full size, random weights, zero biases
+    "volumetric-fixture": ("volumetric", "swinir2dto3d", "swinir2dto3d.pt"),  # not in the default run
 }
-"""format -> (released variant, fixture file or None = build the full-size network)."""
+"""format -> (task, released variant, fixture file or None = build the full-size network)."""
+DEFAULT_FORMATS = ("sr", "denoise", "isotropic", "projection", "volumetric")
+ZERO_BIASES = {"volumetric"}
+"""Built formats whose biases (and BatchNorm running means) are zeroed (see the module doc)."""
 
 TRACED: tuple[str, ...] = (
     "unifmir.export.bundle:plan_export",
@@ -120,9 +129,15 @@ def _child(cfg: dict[str, Any]) -> int:
     captured: dict[str, Any] = {}
     orig = bundle.export_model
 
+    from unifmir.export.gates import GateError
+
     def export_model(*args: Any, **kwargs: Any) -> Any:
         captured["t_start"] = time.time()
-        rep = orig(*args, **kwargs)
+        try:
+            rep = orig(*args, **kwargs)
+        except GateError as err:
+            captured["failed"] = [r.line() for r in err.results if not r.ok]
+            raise
         captured["report"] = rep
         return rep
 
@@ -133,7 +148,8 @@ def _child(cfg: dict[str, Any]) -> int:
     rc = main(args)
     wall = time.perf_counter() - t0
     rep = captured.get("report")
-    result: dict[str, Any] = {"rc": rc, "wall_s": wall, "t_start": captured.get("t_start")}
+    result: dict[str, Any] = {"rc": rc, "wall_s": wall, "t_start": captured.get("t_start"),
+                              "failed": captured.get("failed", [])}
     if rep is not None:
         result.update(
             timings={k: float(v) for k, v in rep.timings.items()},
@@ -185,19 +201,24 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def build_projection_checkpoint(path: Path) -> Path:
-    """Full-size ``swinirProj_stage2`` with seeded random weights, saved as its bare released state_dict."""
+def build_released_checkpoint(task: str, variant: str, path: Path, zero_biases: bool = False) -> Path:
+    """Full-size network of ``task`` with seeded random weights, saved as its bare released state_dict
+    (checked to read back as ``variant``)."""
     import torch
 
     from unifmir.model.checkpoints import detect_variant
     from unifmir.model.factory import build_model
 
     torch.manual_seed(0)
-    net = build_model("projection", "full").eval()
+    net = build_model(task, "full").eval()
     sd = net.state_dict()
-    variant = detect_variant(sd)
-    if variant != "swinirProj_stage2":
-        raise RuntimeError(f"the full-size projection network's state_dict reads as {variant!r}, not swinirProj_stage2")
+    if zero_biases:
+        for name, t in sd.items():
+            if name.endswith((".bias", ".running_mean")):
+                t.zero_()
+    found = detect_variant(sd)
+    if found != variant:
+        raise RuntimeError(f"the full-size {task} network's state_dict reads as {found!r}, not {variant!r}")
     torch.save(sd, path)
     return path
 
@@ -239,15 +260,16 @@ def _step_peaks(samples: list[tuple[float, int]], steps: list[tuple[str, float, 
 
 
 def run_format(fmt: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    variant, fixture = FORMATS[fmt]
+    task, variant, fixture = FORMATS[fmt]
     if fixture is None:
-        model = build_projection_checkpoint(work / f"{variant}_full_random.pt")
-        source = f"full-size {variant}, seeded random weights (no full-size fixture)"
+        zero = fmt in ZERO_BIASES
+        model = build_released_checkpoint(task, variant, work / f"{variant}_full_random.pt", zero_biases=zero)
+        source = "seeded random weights" + (", zero biases" if zero else "")
     else:
         model = FIXTURES / fixture
         source = f"fixture {fixture}"
     cfg = {
-        "model": str(model), "task": fmt, "out": str(work / f"{fmt}.zip"), "threads": args.threads,
+        "model": str(model), "task": task, "out": str(work / f"{fmt}.zip"), "threads": args.threads,
         "steps": str(work / f"{fmt}.steps.jsonl"), "result": str(work / f"{fmt}.result.json"),
         "extra": list(args.extra),
     }
@@ -300,7 +322,8 @@ def _markdown(results: list[dict[str, Any]], threads: int) -> str:
     ]
     for r in results:
         stages = ", ".join(f"{k} {v:.0f}" for k, v in r.get("timings", {}).items())
-        status = r["killed"] or ("all gates PASS" if r.get("rc") == 0 else f"failed (exit {r['returncode']})")
+        failed = "; ".join(f.split(":")[0].replace("[FAIL] ", "") for f in r.get("failed", [])) or f"(exit {r['returncode']})"
+        status = r["killed"] or ("all gates PASS" if r.get("rc") == 0 else f"FAIL {failed}")
         lines.append(
             f"| {r['format']} (`{r['variant']}`) | {r['source']} | {r['peak_rss_gib']:.2f} | "
             f"{r['process_wall_s']:.0f} | {stages or '-'} | {status} |"
@@ -310,7 +333,7 @@ def _markdown(results: list[dict[str, Any]], threads: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--formats", default=",".join(FORMATS), help="comma-separated subset of " + ", ".join(FORMATS))
+    ap.add_argument("--formats", default=",".join(DEFAULT_FORMATS), help="comma-separated, from " + ", ".join(FORMATS))
     ap.add_argument("--threads", type=int, default=1, help="torch threads in the child (default 1)")
     ap.add_argument("--max-gb", type=float, default=8.0, help="kill an export whose resident memory exceeds this (GiB)")
     ap.add_argument("--timeout", type=float, default=0.0, help="kill an export after this many seconds (0: never)")
