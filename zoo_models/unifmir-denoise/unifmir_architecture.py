@@ -186,9 +186,10 @@ class WindowAttention(nn.Module):
         if self.use_sdpa:
             if mask is None:
                 out = F.scaled_dot_product_attention(q, k, v, bias.unsqueeze(0))
-            elif mask.shape[0] == B_:
+            elif mask.shape[0] == B_ and not torch.jit.is_tracing():
                 # one image: the (nW, nH, N, N) bias + mask matches the windows; q, k, v stay strided
-                # views of the qkv output (the fused kernel reads them in place, no copies)
+                # views of the qkv output (the fused kernel reads them in place, no copies). Not while
+                # tracing: a trace (ONNX, TorchScript fallback) would bake this branch in for batch 1
                 out = F.scaled_dot_product_attention(q, k, v, bias.unsqueeze(0) + mask.unsqueeze(1))
             else:
                 # windows x heads as the "heads" dim of 4-D inputs: the (nW*nH, N, N) bias + mask
