@@ -63,6 +63,8 @@ def _parse(argv):
     p.add_argument("--out-md", type=Path, default=HERE / "real_images_results.md")
     p.add_argument("--out-json", type=Path, default=HERE / "real_images_results.json")
     p.add_argument("--overwrite", action="store_true", help="replace existing result files")
+    p.add_argument("--note", default=None,
+                   help="a remark on the run (e.g. the machine's state) printed in the results")
     p.add_argument("--from-json", type=Path, default=None,
                    help="only rewrite --out-md from an earlier run's results JSON (no benchmark run)")
     return p.parse_args(argv)
@@ -102,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.from_json is not None:
         result = json.loads(args.from_json.read_text())
+        if args.note:
+            result["meta"]["note"] = args.note
+            with atomic_path(args.out_json, overwrite=True) as tmp:
+                Path(tmp).write_text(json.dumps(result, indent=1, default=_jsonable) + "\n")
         names = {b["id"]: b["id"] for b in result["meta"]["bundles"]}
         with atomic_path(args.out_md, overwrite=args.overwrite) as tmp:
             Path(tmp).write_text(_markdown(result, names, rr, rp))
@@ -243,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         "protocol": {"name": "care", "data_range": PROTOCOLS["care"].data_range,
                      "description": PROTOCOLS["care"].description},
         "wall_s": wall,
+        "note": args.note or "",
         "timings_s": dict(timer.s),
         "bundles": [{"id": b.id, "name": b.name, "task": b.task, "load_s": b.load_s, "predict_s": b.predict_s,
                      "predictions": b.predictions, "adapter": b.weight_format} for b in bundles],
@@ -300,6 +307,10 @@ def _markdown(result: dict, bundle_names: dict[str, str], rr, rp) -> str:
         f"{m['bioimageio.core']}, {m['threads']} torch thread(s); wall time {m['wall_s']:.0f} s. "
         f"Command: `{m['command'].strip()}`.",
         "",
+    ]
+    if m.get("note"):
+        out += [f"Note: {m['note']}", ""]
+    out += [
         f"Protocol **{m['protocol']['name']}**, data range {m['protocol']['data_range']:g}: "
         f"{m['protocol']['description']}. Per image = mean over that image's crops; mean = over all "
         "crops (n). **\\*** = strongest classical baseline of the condition (highest mean PSNR). A bundle "
@@ -322,7 +333,7 @@ def _markdown(result: dict, bundle_names: dict[str, str], rr, rp) -> str:
         out.append(f"| {b['id']}: load {b['load_s']:.1f} s, {b['predictions']} predictions "
                    f"{b['predict_s']:.1f} s ({b['adapter']}) | |")
     out += ["", "## Not benchmarked / failures", ""]
-    out += [f"- {f}" for f in m["failures"]] or ["- none"]
+    out += [f"- {' '.join(str(f).split())[:400]}" for f in m["failures"]] or ["- none"]
     out += ["", "## Images (real acquisitions, cited)", ""]
     for im in m["images"]:
         out.append(f"- `{im['key']}`: {im['description']}, {tuple(im['shape'])} {im['dtype']}; "

@@ -154,7 +154,8 @@ def run_n2v(noisy: np.ndarray, workdir: Path, *, steps: int = 100, threads: int 
     t0 = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
     if res.returncode != 0:
-        raise RuntimeError(f"Noise2Void worker failed (exit {res.returncode}): {res.stderr.strip()[-1500:]}")
+        tail = [ln for ln in res.stderr.splitlines() if ln.strip() and "Warning" not in ln][-3:]
+        raise RuntimeError(f"Noise2Void worker failed (exit {res.returncode}): {' | '.join(tail)[-1500:]}")
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
     facts = json.loads(lines[-1]) if lines else {}
     facts["wall_s"] = time.perf_counter() - t0
