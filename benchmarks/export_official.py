@@ -121,6 +121,11 @@ def _trace_steps(log: Path) -> None:
 def _child(cfg: dict[str, Any]) -> int:
     import torch
 
+    if "build" in cfg:
+        task, variant, path, zero = cfg["build"]
+        build_released_checkpoint(task, variant, Path(path), zero_biases=bool(zero))
+        return 0
+
     torch.set_num_threads(int(cfg["threads"]))
     _trace_steps(Path(cfg["steps"]))
     import unifmir.export.bundle as bundle
@@ -263,7 +268,10 @@ def run_format(fmt: str, args: argparse.Namespace, work: Path) -> dict[str, Any]
     task, variant, fixture = FORMATS[fmt]
     if fixture is None:
         zero = fmt in ZERO_BIASES
-        model = build_released_checkpoint(task, variant, work / f"{variant}_full_random.pt", zero_biases=zero)
+        model = work / f"{variant}_full_random.pt"
+        # in a child process: the parent stays small (the full-size projection network is ~300 MB)
+        build = {"build": [task, variant, str(model), zero]}
+        subprocess.run([sys.executable, __file__, "--child", json.dumps(build)], cwd=str(ROOT), check=True)
         source = "seeded random weights" + (", zero biases" if zero else "")
     else:
         model = FIXTURES / fixture
