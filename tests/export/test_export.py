@@ -30,10 +30,23 @@ from unifmir.tasks import TASK_NAMES
 
 
 def _small(task: str) -> torch.nn.Module:
+    """Seeded small network whose output depends on its input, as a trained network's does.
+
+    With the reference initialisation (truncated normal, std 0.02) the volumetric UNetA stage
+    passes almost no signal: its tanh output moves by ~0.1 % of its range when the input is
+    shuffled, and the export's input-sensitivity gate rightly refuses it. Its convolutions get
+    He initialisation here, which keeps the signal through the layers.
+    """
     from unifmir.model.factory import build_model
+    from unifmir.model.unet import UNetA
 
     torch.manual_seed(0)
-    return build_model(task, "small").eval()
+    net = build_model(task, "small").eval()
+    for unet in (m for m in net.modules() if isinstance(m, UNetA)):
+        for conv in unet.modules():
+            if isinstance(conv, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+                torch.nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+    return net
 
 
 @pytest.fixture(scope="session")
@@ -148,8 +161,11 @@ def test_round_trip_matches_unifmir_predict(task: str, exported: Any) -> None:
         slice(layout.halo.get(a, 0), n - layout.halo.get(a, 0)) for a, n in zip(layout.user_out_axes.lower(), ref.shape)
     )
     # core.predict normalises the halo-padded image (percentiles shift a little: ~0.7 % measured for
-    # denoise) and the global stages (projection, volumetric) see the padding
-    tol = 0.05 if task in ("projection", "volumetric") else 0.02
+    # denoise) and the global stages (projection, volumetric) see the padding. Volumetric: the UNetA's
+    # receptive field spans the whole small light-field test image, so the padding reaches every
+    # output pixel (5.4 % of the output's scale measured with the He-initialised test network). The
+    # exact check is the pipeline comparison above (1e-3).
+    tol = {"projection": 0.05, "volumetric": 0.1}.get(task, 0.02)
     assert float(np.abs(got[inner] - ref[inner]).max()) <= tol * scale + 1e-4
 
 
