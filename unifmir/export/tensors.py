@@ -200,11 +200,6 @@ def write_sample_tiff(path: Path, layout: TensorLayout, user_image: np.ndarray) 
     return path
 
 
-def as_bioimage(layout: TensorLayout, user_image: np.ndarray) -> np.ndarray:
-    """The test-input array (``b, c, ...``) for one user image."""
-    return user_to_bioimage(layout, user_image)
-
-
 
 # --------------------------------------------------------------------------------------------
 # memory model of one whole-image run

@@ -515,9 +515,3 @@ class SwinBackbone(nn.Module):
             x = layer(x, x_size, mask)
         x = self.norm(x)
         return self.patch_unembed(x, x_size)
-
-
-def count_parameters(module: nn.Module) -> int:
-    """Number of parameter elements (including frozen ones)."""
-    return int(sum(p.numel() for p in module.parameters()))
-

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -121,17 +121,3 @@ def shutdown(info: DistInfo) -> None:
     """Destroy the process group if this module created it."""
     if info.owned and dist.is_initialized():
         dist.destroy_process_group()
-
-
-def local_batch(global_batch: int, info: DistInfo) -> int:
-    """Per-process batch size; raises a clear error when it does not divide evenly."""
-    if global_batch % info.world_size:
-        raise ValueError(
-            f"batch size {global_batch} is not divisible by the {info.world_size} processes"
-        )
-    return global_batch // info.world_size
-
-
-def seq_split(items: Sequence[Any], info: DistInfo) -> list[Any]:
-    """This rank's share of ``items`` (round robin)."""
-    return list(items[info.rank :: info.world_size])
