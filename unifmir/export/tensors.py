@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from unifmir.export.describe import TensorLayout, user_to_bioimage
+from unifmir.export.describe import TensorLayout
 from unifmir.tasks import TaskSpec, get_task
 
 __all__ = [
