@@ -5,7 +5,7 @@ data (one dataset folder per task), the optimiser, the schedule, the loss, loggi
 checkpointing and early stopping. The same object drives fine-tuning (one task) and multi-task
 pretraining (several tasks); :attr:`TrainConfig.mode` says which.
 
-Defaults follow the reference recipes (see ``../shared/notes/unifmir-reference.md``): Adam
+Defaults follow the reference recipes (the training scripts of github.com/cxm12/UNiFMIR): Adam
 (0.9, 0.999), L1 loss, MultiStepLR with gamma 0.5, lr 1e-4 for fine-tuning and 5e-5 for
 pretraining, patch and batch sizes from the task registry (:mod:`unifmir.tasks`), and the staged
 losses of the projection and volumetric tasks, whose reference epochs are mapped onto steps with

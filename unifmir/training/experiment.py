@@ -19,7 +19,7 @@ Fold datasets are built as symbolic links (copies where links are not possible) 
 ``OUT/folds/``.
 
 This is the comparison of the UniFMIR paper's DeepBacs experiment; the reference recipe is
-SR at scale 1 / denoising, 5-fold CV, lr 1e-4 (see ``../shared/notes/unifmir-reference.md``).
+SR at scale 1 / denoising, 5-fold CV, lr 1e-4 (github.com/cxm12/UNiFMIR).
 """
 
 from __future__ import annotations
