@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from unifmir.model.single import ProjectionNet, SwinIRNet, VolumetricNet
-from unifmir.model.unifmir import UniFMIR
+from unifmir.model.multitask import UniFMIR
 
 from model_testlib import ATOL, fixture_state_dict, load_fixture, max_diff
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from .config import PRESETS, ModelConfig, resolve_config
 from .factory import build_model
 from .single import ProjectionNet, SwinIRNet, VolumetricNet
-from .unifmir import UniFMIR
+from .multitask import UniFMIR
 
 __all__ = [
     "ModelConfig",

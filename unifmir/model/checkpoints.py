@@ -7,7 +7,7 @@ Official formats (read with :func:`load_official`)
     The multi-task pretraining checkpoint (``UniModel`` of the reference ``pretrain`` branch): one
     shared SwinIR body, task heads ``conv_first{sr,dT,iso,proj,v}``, the ENLCN projection head
     ``project.*``, UNetA ``conv_first0.*`` and the tails. Loads into
-    :class:`unifmir.model.unifmir.UniFMIR` (``.task is None``).
+    :class:`unifmir.model.multitask.UniFMIR` (``.task is None``).
 ``swinir``
     Released SR / denoise / isotropic checkpoints (``swinir(upscale, in_chans)`` of the ``main``
     branch; files ``swinir_x2_in1``, ``swinir_x1_in1``, ``swinir_x1_in5`` in the key manifest).
@@ -778,7 +778,7 @@ def load_official(
     hyper-parameter is inferred from the shapes; loading is strict.
 
     Returns a single-task network (``.task`` = task name; call ``model(x)``) or, for a multi-task
-    checkpoint, :class:`~unifmir.model.unifmir.UniFMIR` (``.task is None``; call
+    checkpoint, :class:`~unifmir.model.multitask.UniFMIR` (``.task is None``; call
     ``model(x, task="sr")``). ``task`` picks the task of an ambiguous single-task checkpoint
     (``x1 in1``: ``isotropic`` by default, ``denoise`` for the 1-slice Planaria denoiser) or, for a
     multi-task checkpoint, extracts that task's single-task network (:func:`extract_task`).

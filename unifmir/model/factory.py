@@ -14,7 +14,7 @@ import torch
 from ..tasks import TASKS, TaskSpec, get_task
 from .config import ModelConfig, resolve_config
 from .single import ProjectionNet, SwinIRNet, VolumetricNet
-from .unifmir import UniFMIR
+from .multitask import UniFMIR
 
 __all__ = ["build_model", "VARIANT_BUILDERS", "single_task_kwargs", "unifmir_kwargs", "body_kwargs"]
 
