@@ -8,7 +8,7 @@ Layout of a run directory::
     RUN_DIR/train_state.pt   everything needed for an exact resume: model, optimiser, scheduler,
                              AMP scaler, RNG states (Python, NumPy, torch, CUDA), sampler
                              positions, step, best score, early-stopping counter, history
-    RUN_DIR/log.csv, RUN_DIR/curves.png   (see :mod:`unifmir.training.logging`)
+    RUN_DIR/log.csv, RUN_DIR/curves.png   (see :mod:`unifmir.training.run_log`)
 
 ``best.pt`` and ``last.pt`` are written with :func:`unifmir.model.checkpoints.save_checkpoint`
 (our model format, loadable with ``unifmir.load_checkpoint`` / ``load_any`` / ``predict``).

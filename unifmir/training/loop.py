@@ -42,7 +42,7 @@ from .checkpointing import (
     save_train_state,
 )
 from .config import TrainConfig, load_config, save_config, with_absolute_paths
-from .logging import Progress, TrainLogger
+from .run_log import Progress, TrainLogger
 from .losses import StagedL1, match_size
 from .sampling import TaskStream, derive_seed, seeded_item
 
