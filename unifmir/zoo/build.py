@@ -132,7 +132,7 @@ def _param_count(checkpoint: Path) -> int:
     return sum(p.numel() for p in load_any(checkpoint).parameters())
 
 
-def build_model(recipe: Recipe, pretrained: Path | None, opts: BuildOptions, steps: _Steps) -> dict[str, Any]:
+def build_recipe(recipe: Recipe, pretrained: Path | None, opts: BuildOptions, steps: _Steps) -> dict[str, Any]:
     """Data -> fine-tune -> evaluate -> export for one recipe; returns its table record."""
     from unifmir.training.config import finetune_config
     from unifmir.training.evaluate import evaluate_checkpoint, write_report
@@ -358,7 +358,7 @@ def _build_suite(names: Iterable[str] | None, opts: BuildOptions) -> list[dict[s
     records = []
     for n in wanted:
         try:
-            records.append(build_model(recipes[n], pretrained, opts, steps))
+            records.append(build_recipe(recipes[n], pretrained, opts, steps))
             steps.drop(f"failed-{n}")
         except GateError as err:
             # a bundle that fails a gate leaves the suite until it passes
