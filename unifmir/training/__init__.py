@@ -10,7 +10,7 @@ Public API (imported lazily, so ``import unifmir.training`` stays light)::
 
 Modules: :mod:`.config` (pydantic config + presets), :mod:`.losses` (staged L1 from the task
 registry), :mod:`.sampling` (resumable distributed sampling), :mod:`.loop` (the loop),
-:mod:`.checkpointing`, :mod:`.logging`, :mod:`.ddp`, :mod:`.finetune`, :mod:`.pretrain`.
+:mod:`.checkpointing`, :mod:`.run_log`, :mod:`.ddp`, :mod:`.finetune`, :mod:`.pretrain`.
 """
 
 from __future__ import annotations
