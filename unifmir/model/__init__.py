@@ -6,7 +6,7 @@
 * :mod:`.unet` -- UNetA (volumetric stage 1);
 * :mod:`.single` -- single-task networks (released classes): :class:`SwinIRNet`,
   :class:`ProjectionNet`, :class:`VolumetricNet`;
-* :mod:`.unifmir` -- multi-task :class:`UniFMIR`;
+* :mod:`.multitask` -- multi-task :class:`UniFMIR`;
 * :mod:`.factory` -- :func:`build_model`.
 """
 
