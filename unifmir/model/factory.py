@@ -7,14 +7,13 @@ The task -> network-class mapping is data: :data:`VARIANT_BUILDERS` is keyed by
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
-
-import torch
+from typing import Any, Callable, Mapping, Optional, overload
 
 from ..tasks import TASKS, TaskSpec, get_task
 from .config import ModelConfig, resolve_config
-from .single import ProjectionNet, SwinIRNet, VolumetricNet
 from .multitask import UniFMIR
+from .network import Network, SingleTaskNetwork, attach_config
+from .single import ProjectionNet, SwinIRNet, VolumetricNet
 
 __all__ = ["build_model", "VARIANT_BUILDERS", "single_task_kwargs", "unifmir_kwargs", "body_kwargs"]
 
@@ -70,7 +69,7 @@ def _volumetric(spec: TaskSpec, cfg: ModelConfig) -> dict[str, Any]:
     )
 
 
-VARIANT_BUILDERS: Mapping[str, tuple[type[torch.nn.Module], Callable[[TaskSpec, ModelConfig], dict[str, Any]]]] = {
+VARIANT_BUILDERS: Mapping[str, tuple[type[SingleTaskNetwork], Callable[[TaskSpec, ModelConfig], dict[str, Any]]]] = {
     "swinir_x2_in1": (SwinIRNet, _swinir),
     "swinir_x1_in1": (SwinIRNet, _swinir),
     "swinir_x1_in5": (SwinIRNet, _swinir),
@@ -103,8 +102,8 @@ def unifmir_kwargs(cfg: ModelConfig) -> dict[str, Any]:
 
 
 def single_task_kwargs(
-    task: str, config: ModelConfig | str | dict = "full"
-) -> tuple[type[torch.nn.Module], dict[str, Any]]:
+    task: str | TaskSpec, config: ModelConfig | str | Mapping[str, Any] = "full"
+) -> tuple[type[SingleTaskNetwork], dict[str, Any]]:
     """``(network class, constructor keywords)`` that ``build_model(task, config)`` uses."""
     spec, cfg = get_task(task), resolve_config(config)
     try:
@@ -114,21 +113,33 @@ def single_task_kwargs(
     return cls, make_kwargs(spec, cfg)
 
 
-def build_model(task: str | None, config: ModelConfig | str | dict = "full") -> torch.nn.Module:
+@overload
+def build_model(task: None, config: ModelConfig | str | Mapping[str, Any] = ...) -> UniFMIR: ...
+
+
+@overload
+def build_model(task: str | TaskSpec, config: ModelConfig | str | Mapping[str, Any] = ...) -> SingleTaskNetwork: ...
+
+
+@overload
+def build_model(task: Optional[str | TaskSpec], config: ModelConfig | str | Mapping[str, Any] = ...) -> Network: ...
+
+
+def build_model(task: Optional[str | TaskSpec], config: ModelConfig | str | Mapping[str, Any] = "full") -> Network:
     """Build an untrained network for ``task`` (a ``TASKS`` key) or the multi-task UniFMIR (None).
 
     ``config`` is a :class:`ModelConfig`, a preset name (``"full"``, ``"small"``) or a dict of
     fields. The returned module has attributes ``task`` (the task name, or None for UniFMIR) and
-    ``config`` (the resolved :class:`ModelConfig`), and is in training mode (call ``.eval()``).
+    ``config`` (the resolved :class:`ModelConfig`; read it with
+    :func:`unifmir.model.network.network_config`), and is in training mode (call ``.eval()``).
     """
     cfg = resolve_config(config)
+    model: Network
     if task is None:
         if cfg.in_chans is not None:
             raise ValueError("in_chans applies to single-task models only; the multi-task model uses the task registry")
-        model: torch.nn.Module = UniFMIR(**unifmir_kwargs(cfg))
+        model = UniFMIR(**unifmir_kwargs(cfg))
     else:
         cls, kwargs = single_task_kwargs(task, cfg)
-        model = cls(**kwargs)
-    model.task = None if task is None else get_task(task).name
-    model.config = cfg
-    return model
+        model = cls(**kwargs)  # the task name is a constructor argument (kwargs["task"])
+    return attach_config(model, cfg)
