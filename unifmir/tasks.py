@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
-__all__ = ["LossPhase", "TaskSpec", "TASKS", "TASK_NAMES", "get_task"]
+__all__ = ["LossPhase", "TaskSpec", "TASKS", "TASK_NAMES", "get_task", "other_task"]
 
 
 @dataclass(frozen=True)
@@ -85,12 +85,40 @@ class TaskSpec:
     """Name of the classical method results are compared with."""
     bioimage_tag: str = ""
     """bioimage.io tag of the task (``super-resolution``, ``denoising``, ...)."""
+    task_module: str = ""
+    """Class in :mod:`unifmir.predict.modules` that runs the network on a whole user image."""
+    task_module_2d: str | None = None
+    """Class in :mod:`unifmir.predict.modules` for the task's 2D variant: a single-slice network of a
+    context task run as a plain 2-D image model (the released 1-slice Planaria denoiser);
+    ``None``: the task has no 2D variant."""
+    min_depth: int | None = None
+    """Fewest z-slices a user stack may have (isotropic: 2, to interpolate between)."""
+    redraws_attention: bool = False
+    """The network has ENLA random-feature attention (projection's ENLCN head) whose projection
+    matrices training redraws every ``TrainConfig.enla_redraw_interval`` calls."""
+    multi_task_fields: Mapping[str, object] = field(default_factory=dict)
+    """``ModelConfig`` fields of this task's single-task network when its weights come from the
+    multi-task model (projection: UniModel's task-4 path, ``projection_variant="unimodel"``)."""
+    tiled_tolerance: float | None = None
+    """Block-artifact tolerance (fraction of the output range) of tiled against whole-image
+    prediction when the network is not local (``None``: the export's default): projection's
+    ENLCN head attends globally and volumetric's UNetA resamples with the image size."""
+    output_text: str = ""
+    """Documentation phrase for the output of an exported model; ``{same_size}`` (``a stack`` or
+    ``an image``), ``{z_up}`` (z upsampling) and ``{z_out}`` (output slices) are filled in from the
+    bundle's tensor layout."""
+    transfer_experiment: bool = False
+    """The transfer experiment (:mod:`unifmir.training.experiment`, DeepBacs data) is offered."""
     extra: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def two_stage(self) -> bool:
         """Whether the network returns ``(stage1, final)``."""
         return len(self.stages) == 2
+
+    def is_2d_variant(self, in_chans: int | None) -> bool:
+        """Whether a network taking ``in_chans`` input channels is this task's 2D variant."""
+        return self.task_module_2d is not None and in_chans == 1
 
     def network_mismatch(self, in_chans: int | None, scale: int | None, *, strict: bool = False) -> str | None:
         """Why a network with ``in_chans`` input channels and y/x ``scale`` cannot serve this task.
@@ -125,6 +153,9 @@ TASKS: dict[str, TaskSpec] = {
     for t in (
         TaskSpec(
             name="sr",
+            task_module="SuperRes2D",
+            output_text="a 2x larger image (b, c, 2y, 2x)",
+            transfer_experiment=True,
             bioimage_tag="super-resolution",
             index=1,
             title="2x super-resolution",
@@ -145,6 +176,10 @@ TASKS: dict[str, TaskSpec] = {
         ),
         TaskSpec(
             name="denoise",
+            task_module="DenoiseStack",
+            task_module_2d="SuperRes2D",
+            output_text="{same_size} of the same size",
+            transfer_experiment=True,
             bioimage_tag="denoising",
             index=2,
             title="3D denoising",
@@ -166,6 +201,9 @@ TASKS: dict[str, TaskSpec] = {
         ),
         TaskSpec(
             name="isotropic",
+            task_module="IsotropicStack",
+            min_depth=2,
+            output_text="an isotropic stack with {z_up}x more z-slices",
             bioimage_tag="isotropic-reconstruction",
             index=3,
             title="isotropic reconstruction",
@@ -187,6 +225,11 @@ TASKS: dict[str, TaskSpec] = {
         ),
         TaskSpec(
             name="projection",
+            task_module="Projection2D",
+            redraws_attention=True,
+            multi_task_fields={"projection_variant": "unimodel"},
+            tiled_tolerance=0.05,
+            output_text="a 2D image (b, c, y, x) of the surface",
             bioimage_tag="surface-projection",
             index=4,
             title="surface projection",
@@ -213,6 +256,9 @@ TASKS: dict[str, TaskSpec] = {
         ),
         TaskSpec(
             name="volumetric",
+            task_module="Volumetric3D",
+            tiled_tolerance=0.25,
+            output_text="a {z_out}-slice volume (b, c, z, y, x) of the same y/x size",
             bioimage_tag="light-field-microscopy",
             index=5,
             title="volumetric reconstruction",
@@ -257,3 +303,15 @@ def get_task(name: str | TaskSpec) -> TaskSpec:
         raise ValueError(
             f"unknown task {name!r}; choose one of {', '.join(TASK_NAMES)}"
         ) from None
+
+
+def other_task(have: str | TaskSpec | None, want: str | TaskSpec | None) -> bool:
+    """Whether ``have`` and ``want`` are both known (not ``None``) and name different tasks.
+
+    The one comparison of task names the package makes: the task a loaded network, bundle or
+    dataset records against the task a caller asked for.
+    """
+    if have is None or want is None:
+        return False
+    names = [t.name if isinstance(t, TaskSpec) else t for t in (have, want)]
+    return names[0] != names[1]

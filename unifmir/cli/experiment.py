@@ -7,6 +7,7 @@ from pathlib import Path
 
 from unifmir.cli import CliError
 from unifmir.cli._checks import check_model_path, check_output_dir, device, int_at_least, nonneg_int, positive_float, positive_int
+from unifmir.tasks import TASKS
 
 __all__ = ["register", "run_transfer_cli"]
 
@@ -28,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "the held-out folds with --folds K). Writes transfer.md (table), transfer.csv (per image) "
         "and transfer.json in --out.",
     )
-    t.add_argument("--task", required=True, choices=("denoise", "sr"), help="task of the new data")
+    transfer_tasks = sorted(n for n, s in TASKS.items() if s.transfer_experiment)
+    t.add_argument("--task", required=True, choices=transfer_tasks, help="task of the new data")
     t.add_argument("--data", required=True, metavar="DIR", help="dataset root (see `unifmir synth`)")
     t.add_argument("--from", dest="pretrained", required=True, metavar="CKPT",
                    help="pretrained checkpoint (ours or official; multi- or single-task)")

@@ -501,7 +501,7 @@ def check_pair_shapes(
             f"{spec.input_axes!r} / {spec.output_axes!r}"
         )
     pre = f"{name} for task {spec.name!r}: input shape {ls} and target shape {hs}"
-    if spec.name == "sr" or (spec.input_axes == spec.output_axes == "YX"):
+    if spec.input_axes == spec.output_axes == "YX":
         want = tuple(s * spec.scale for s in ls)
         if hs != want:
             raise ImageError(f"{pre} do not match; the target must be {spec.scale}x the input {want}")

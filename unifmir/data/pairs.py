@@ -55,7 +55,7 @@ import yaml
 
 from unifmir._atomic import atomic_path, clean_stale, fsync_dir, is_temp_name
 from unifmir.data.io import IMAGE_SUFFIXES, ImageError, strip_suffix, write_image
-from unifmir.tasks import TaskSpec, get_task
+from unifmir.tasks import TaskSpec, get_task, other_task
 
 __all__ = [
     "DatasetInfo",
@@ -196,7 +196,7 @@ def load_dataset_info(root: str | os.PathLike, task: str | None = None) -> Datas
     if name is None:
         raise ValueError(f"{path} has no 'task' key; add e.g. 'task: denoise'")
     spec = get_task(str(name))
-    if task is not None and get_task(task).name != spec.name:
+    if task is not None and other_task(spec, get_task(task)):
         raise ValueError(f"{root} holds a {spec.name!r} dataset (dataset.yaml) but task {task!r} was requested")
     in_axes = str(data.get("input_axes", spec.input_axes)).upper()
     tg_axes = str(data.get("target_axes", spec.output_axes)).upper()

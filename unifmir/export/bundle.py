@@ -36,7 +36,7 @@ from torch import nn
 from unifmir._atomic import atomic_path, check_writable
 from unifmir.export import describe as D
 from unifmir.export import docs, gates, tensors, weights
-from unifmir.tasks import TaskSpec, get_task
+from unifmir.tasks import TaskSpec, get_task, other_task
 
 __all__ = [
     "ExportReport", "ExportPlan", "BuiltWeights", "export_model", "plan_export", "write_weights", "describe",
@@ -96,7 +96,7 @@ def _load_net(model: nn.Module | str | os.PathLike, task: str | None) -> nn.Modu
         net = load_any(p, task=task)
     if getattr(net, "task", None) is None and task is None:
         raise ValueError("the model does not record its task; pass task=... (--task)")
-    if task is not None and getattr(net, "task", None) not in (None, get_task(task).name):
+    if task is not None and other_task(getattr(net, "task", None), get_task(task)):
         raise ValueError(f"the model was built for task {net.task!r}, not {task!r}")
     if getattr(net, "task", None) is None:
         net.task = get_task(task).name  # type: ignore[assignment]
@@ -291,7 +291,7 @@ def plan_export(
     net = _load_net(model, task)
     spec = get_task(net.task)
     if two_d is None:
-        two_d = spec.name == "denoise" and int(getattr(net, "in_chans", spec.net_in_channels)) == 1
+        two_d = spec.is_2d_variant(int(getattr(net, "in_chans", spec.net_in_channels)))
     window = int(getattr(getattr(net, "config", None), "window_size", 8))
     halo_in, halo_note = _halo(net, spec, bool(two_d))
     zf = getattr(weights._task_module(net, spec.name, bool(two_d))[0], "factor", None)
@@ -670,12 +670,12 @@ def _core_version() -> str:
 
 
 def _tiled_tolerance(spec: TaskSpec) -> float:
-    """Block-artifact tolerance per task (fraction of the output range).
+    """Block-artifact tolerance per task (fraction of the output range): ``TaskSpec.tiled_tolerance``.
 
     Projection's ENLCN head attends globally and volumetric's UNetA resamples with the image
     size, so blocks cannot reproduce the whole image exactly there.
     """
-    return {"projection": 0.05, "volumetric": 0.25}.get(spec.name, gates.TILED_TOLERANCE)
+    return spec.tiled_tolerance if spec.tiled_tolerance is not None else gates.TILED_TOLERANCE
 
 
 def _normalised_like_core(x: torch.Tensor, pct: tuple[float, float] | None, layout: D.TensorLayout) -> torch.Tensor:

@@ -145,12 +145,12 @@ def layout_for(
     singleton: tuple[str, ...] = ()
     user_in = spec.input_axes
     user_out = spec.output_axes
-    if spec.name == "denoise" and two_d:
+    if two_d and spec.task_module_2d is not None:
         in_axes = out_axes = ("y", "x")
         user_in = user_out = "YX"
     elif spec.input_axes == "ZYX" and spec.output_axes == "ZYX":
         in_axes = out_axes = ("z", "y", "x")
-        if spec.name == "isotropic":
+        if spec.z_factor is not None:  # the task upsamples z
             f = int(z_factor or spec.z_factor or 1)
             # block starts along z must land on the window grid of the upsampled stack (input
             # slice i is output row i*f): a z step (and halo) of window/gcd(window, f) slices

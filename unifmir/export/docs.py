@@ -299,13 +299,11 @@ def render_readme(
 
     Every line in a ``bash`` block is a command that runs as written in the unpacked bundle folder.
     """
-    out_shape = {
-        "sr": "a 2x larger image (b, c, 2y, 2x)",
-        "denoise": "a stack of the same size" if layout.in_axes[0] == "z" else "an image of the same size",
-        "isotropic": f"an isotropic stack with {layout.up.get('z', 1)}x more z-slices",
-        "projection": "a 2D image (b, c, y, x) of the surface",
-        "volumetric": f"a {layout.fixed_out.get('z', '')}-slice volume (b, c, z, y, x) of the same y/x size",
-    }[spec.name]
+    out_shape = spec.output_text.format(
+        same_size="a stack" if layout.in_axes[0] == "z" else "an image",
+        z_up=layout.up.get("z", 1),
+        z_out=layout.fixed_out.get("z", ""),
+    )
     px = ", ".join(f"{k}: {v} µm" for k, v in meta.pixel_size.items()) or "not recorded for this model"
     if meta.metrics:
         keys = list(meta.metrics[0])

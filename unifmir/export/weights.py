@@ -68,14 +68,14 @@ def _task_module(net: nn.Module, task: str, two_d: bool) -> tuple[nn.Module, str
 
     spec = get_task(task)
     if two_d:
-        if spec.name != "denoise":
+        if spec.task_module_2d is None:
             raise ValueError("the 2D variant exists for the denoise task only")
         if int(getattr(net, "in_chans", 1)) != 1:
             raise ValueError(
                 f"the 2D denoise variant needs a single-slice network (in_chans 1), this one takes "
                 f"{getattr(net, 'in_chans', '?')} slices; export the 3D stack variant instead"
             )
-        cls: type[pm.TaskModule] = pm.SuperRes2D
+        cls: type[pm.TaskModule] = pm.MODULE_CLASSES[spec.task_module_2d]
     else:
         cls = pm.TASK_MODULES[spec.name]
     kwargs = pm.task_module_kwargs(cls, net, spec)

@@ -40,7 +40,7 @@ from torch import nn
 from unifmir.model.checkpoints import CheckpointError, load_state_dict_strict
 from unifmir.model.config import PRESETS, ModelConfig
 from unifmir.model.factory import build_model, single_task_kwargs
-from unifmir.tasks import TASKS, get_task
+from unifmir.tasks import TASKS, get_task, other_task
 
 __all__ = [
     "RDF_NAMES",
@@ -250,7 +250,8 @@ def _config_from_network_kwargs(task: str, nk: Mapping[str, Any], where: str) ->
 
 def _two_d(task: str, module_name: Any) -> bool:
     """The 2D variant of the denoiser is exported with the plain 2-D image module."""
-    return task == "denoise" and str(module_name or "").rpartition(".")[2] == "SuperRes2D"
+    module_2d = get_task(task).task_module_2d
+    return module_2d is not None and str(module_name or "").rpartition(".")[2] == module_2d
 
 
 def _section(rdf: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -385,7 +386,7 @@ def load_bundle(path: str | os.PathLike, *, task: str | None = None, map_locatio
     c = _Container(p)
     try:
         info = _info(c)
-        if task is not None and get_task(task).name != info.task:
+        if task is not None and other_task(info.task, get_task(task)):
             raise BundleError(f"{p} holds a {info.task!r} network, not {get_task(task).name!r}; pass the matching "
                               "task or another bundle")
         sd = _state_dict(c, info, map_location)

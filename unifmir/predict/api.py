@@ -219,8 +219,8 @@ def check_input(shape: Sequence[int], task: str | TaskSpec) -> None:
             )
     elif min(yx) < MIN_SIDE:
         raise ValueError(f"image y/x size {yx} is too small for task {spec.name!r}; need at least {MIN_SIDE} pixels")
-    if spec.name == "isotropic" and shape[0] < 2:
-        raise ValueError(f"task 'isotropic' needs at least 2 z-slices, got {shape[0]}")
+    if spec.min_depth is not None and shape[0] < spec.min_depth:
+        raise ValueError(f"task {spec.name!r} needs at least {spec.min_depth} z-slices, got {shape[0]}")
 
 
 # ------------------------------------------------------------------------------------------

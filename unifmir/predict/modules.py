@@ -42,7 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from unifmir.model.swin import pad_to_multiple
-from unifmir.tasks import TASKS, TaskSpec, get_task
+from unifmir.tasks import TASKS, TaskSpec, get_task, other_task
 
 __all__ = [
     "TaskModule",
@@ -51,6 +51,7 @@ __all__ = [
     "IsotropicStack",
     "Projection2D",
     "Volumetric3D",
+    "MODULE_CLASSES",
     "TASK_MODULES",
     "TASK_FACTS",
     "build_task_module",
@@ -341,16 +342,13 @@ class Volumetric3D(TaskModule):
         return ys[0][:, :, : x.shape[2], : x.shape[3]].unsqueeze(1)
 
 
-TASK_MODULES: Dict[str, Type[TaskModule]] = {
-    "sr": SuperRes2D,
-    "denoise": DenoiseStack,
-    "isotropic": IsotropicStack,
-    "projection": Projection2D,
-    "volumetric": Volumetric3D,
+MODULE_CLASSES: Dict[str, Type[TaskModule]] = {
+    c.__name__: c for c in (SuperRes2D, DenoiseStack, IsotropicStack, Projection2D, Volumetric3D)
 }
-"""Task name -> whole-image module class (one entry per ``TASKS`` key)."""
+"""Whole-image module classes by name (what ``TaskSpec.task_module`` / ``task_module_2d`` name)."""
 
-assert set(TASK_MODULES) == set(TASKS), "every task needs a module"
+TASK_MODULES: Dict[str, Type[TaskModule]] = {name: MODULE_CLASSES[spec.task_module] for name, spec in TASKS.items()}
+"""Task name -> whole-image module class (``TaskSpec.task_module``; one entry per ``TASKS`` key)."""
 
 TASK_FACTS: Dict[Type[TaskModule], Callable[[nn.Module, TaskSpec], Dict[str, int]]] = {
     SuperRes2D: lambda net, spec: {"scale": int(getattr(net, "upscale", spec.scale))},
@@ -397,7 +395,7 @@ def build_task_module(
         )
     name = get_task(name).name
     net_task = getattr(net, "task", None)
-    if net_task is not None and net_task != name:
+    if other_task(net_task, name):
         raise ValueError(f"the network was built for task {net_task!r} but task {name!r} was requested")
     cls = TASK_MODULES[name]
     return cls(net, **task_module_kwargs(cls, net, name, chunk=chunk, **options)).eval()

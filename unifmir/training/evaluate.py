@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from unifmir._atomic import atomic_path, check_writable
-from unifmir.tasks import TaskSpec, get_task
+from unifmir.tasks import TaskSpec, get_task, other_task
 from unifmir.training.baselines import run_baselines
 
 __all__ = [
@@ -320,7 +320,7 @@ def evaluate_checkpoint(
     model_task = getattr(model, "task", None) or task
     if model_task is None:
         raise ValueError(f"{checkpoint} is a multi-task checkpoint; name the task to evaluate")
-    if task is not None and model_task != task:
+    if other_task(model_task, task):
         raise ValueError(f"{checkpoint} is a {model_task!r} model, not {task!r}")
     from unifmir.predict.api import check_network  # channels/scale vs the task, NaN weights
 

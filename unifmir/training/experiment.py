@@ -35,7 +35,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from unifmir._atomic import atomic_path
-from unifmir.tasks import get_task
+from unifmir.tasks import TASKS, get_task, other_task
 from unifmir.training.evaluate import (
     EvaluationResult,
     ImagePair,
@@ -58,8 +58,8 @@ ARM_SCRATCH = "(a) from scratch"
 ARM_PRETRAINED = "(b) pretrained, no fine-tuning"
 ARM_FINETUNED = "(c) pretrained + fine-tuned"
 
-TRANSFER_TASKS: tuple[str, ...] = ("denoise", "sr")
-"""Tasks the experiment is offered for (the DeepBacs transfer tasks)."""
+TRANSFER_TASKS: tuple[str, ...] = tuple(sorted(n for n, s in TASKS.items() if s.transfer_experiment))
+"""Tasks the experiment is offered for (``TaskSpec.transfer_experiment``: the DeepBacs transfer tasks)."""
 
 
 def load_for_task(source: str | os.PathLike, task: str) -> torch.nn.Module:
@@ -70,7 +70,7 @@ def load_for_task(source: str | os.PathLike, task: str) -> torch.nn.Module:
 
     model = load_any(source, task=task)
     model_task = getattr(model, "task", None)
-    if model_task != task:
+    if model_task is None or other_task(model_task, task):
         raise ValueError(f"{source} holds a {model_task or 'multi-task'!r} model, not a {task!r} one")
     return model.eval()
 
@@ -232,7 +232,7 @@ def run_transfer(
 
     ``overrides`` is merged into both trained arms' configs (e.g. ``{"checkpoint":
     {"val_every": 50}}``); ``model_overrides`` configures a task variant the pretrained model
-    has no head for (e.g. ``{"sr_scale": 1}``) — both arms get it. Writes ``transfer.md``,
+    has no head for (e.g. ``{"upscale": 1}``) — both arms get it. Writes ``transfer.md``,
     ``transfer.csv``, ``transfer.json`` and the run folders under ``out``.
     """
     spec = get_task(task)

@@ -28,7 +28,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from unifmir.tasks import get_task
+from unifmir.tasks import get_task, other_task
 
 from .config import TrainConfig
 
@@ -154,7 +154,8 @@ def prepare_finetune_model(config: TrainConfig) -> tuple[nn.Module, InitReport]:
     from unifmir.model.config import resolve_config
     from unifmir.model.factory import build_model
 
-    task = get_task(config.task).name
+    spec = get_task(config.task)
+    task = spec.name
     overrides = dict(config.model.overrides)
     if config.init == "scratch":
         cfg = resolve_config({"preset": config.model.preset, **overrides})
@@ -163,14 +164,14 @@ def prepare_finetune_model(config: TrainConfig) -> tuple[nn.Module, InitReport]:
     else:
         src = _load_source(config.init)
         base = src.config.model_dump()
-        if src.task is None and task == "projection":
-            base["projection_variant"] = "unimodel"  # the multi-task task-4 path
-        if src.task is not None and src.task != task:
+        if src.task is None:
+            base.update(spec.multi_task_fields)  # e.g. projection: the multi-task task-4 path
+        if other_task(src.task, task):
             # another task's network: keep its sizes, take channels/scale from the registry
             base["in_chans"] = None
             base["upscale"] = None
-        if src.task is None and task != "sr":
-            base["upscale"] = None  # the multi-task config's upscale is the SR head's
+        if src.task is None and spec.tail != "upsample":
+            base["upscale"] = None  # the multi-task config's upscale is the upsampling (SR) tail's
         base.update(overrides)
         cfg = resolve_config(base)
         model = build_model(task, cfg)

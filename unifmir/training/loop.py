@@ -256,7 +256,7 @@ class _Run:
         }
         self.stages = {t: get_task(t).two_stage and self.losses[t].needs_stages() for t in cfg.tasks}
         self.redrawer = None
-        if cfg.enla_redraw_interval and any(t == "projection" for t in cfg.tasks):
+        if cfg.enla_redraw_interval and any(get_task(t).redraws_attention for t in cfg.tasks):
             from unifmir.model.enlcn import ProjectionRedrawer
 
             self.redrawer = ProjectionRedrawer(self.bare, cfg.enla_redraw_interval)
@@ -481,7 +481,7 @@ class _Run:
                 x = batch["input"].to(self.dev, non_blocking=True)
                 y = batch["target"].to(self.dev, non_blocking=True)
                 self.model.train()
-                if self.redrawer is not None and task == "projection":
+                if self.redrawer is not None and get_task(task).redraws_attention:
                     self.redrawer.step()
                 with self.autocast():
                     outs = forward_outputs(self.model, x, task, self.multi, self.stages[task])
