@@ -13,8 +13,8 @@ index 1..5. Semantics (reference, README of the fixtures, section 3):
   skip) -> ``conv_before_upsamplev`` -> ``conv_lastv``; returns ``(xunet, out)``.
 
 The head/tail attribute names are the reference's (and ``TaskSpec.head`` / ``TaskSpec.tail``);
-this module takes channel counts as plain arguments so it stays independent of the task
-registry (``factory.build_model`` passes them from ``unifmir.tasks.TASKS``).
+this module takes channel counts as plain arguments (``factory.build_model`` passes them from
+``unifmir.tasks.TASKS``); only the default name -> index map is read from the registry.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 
 from torch import Tensor, nn
 
+from unifmir.tasks import TASKS
+
 from .enlcn import ENLCN
 from .single import make_upsampler
 from .swin import SwinBackbone, _init_weights
@@ -30,7 +32,7 @@ from .unet import UNETA_STEM, UNETA_WIDTHS, UNetA
 
 __all__ = ["UniFMIR", "UNIFMIR_TASK_INDEX"]
 
-UNIFMIR_TASK_INDEX: Dict[str, int] = {"sr": 1, "denoise": 2, "isotropic": 3, "projection": 4, "volumetric": 5}
+UNIFMIR_TASK_INDEX: Dict[str, int] = {name: spec.index for name, spec in TASKS.items()}
 """Default task name -> reference task index (``TaskSpec.index``); overridable in the constructor."""
 
 
