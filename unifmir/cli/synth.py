@@ -79,12 +79,8 @@ def run(args: argparse.Namespace) -> int:
             f"{', '.join(forward.STRUCTURES[args.task])}"
         )
     params = dict(args.param)
-    pair_fn = getattr(forward, f"{args.task}_pair")
-    fwd_fn = {
-        "sr": forward.sr_forward, "denoise": forward.denoise_forward,
-        "isotropic": forward.isotropic_forward, "projection": forward.projection_forward,
-        "volumetric": forward.lightfield_forward,
-    }[args.task]
+    generator = forward.GENERATORS[args.task]
+    pair_fn, fwd_fn = generator.pair, generator.forward
     allowed = {
         name
         for fn in (pair_fn, fwd_fn)

@@ -1,11 +1,14 @@
 """Per-task image-formation (forward) models producing synthetic training pairs.
 
-Each task has ``<task>_forward(object, rng, **physics)`` applying the physics to a given
-ground-truth object (so that tests can feed a point source) and ``<task>_pair(rng, size=..,
-structure=.., **physics)`` drawing the object from :mod:`unifmir.data.synthetic` first.
-:func:`make_pair` dispatches on the task name and returns ``(input, target)`` in the task's
-user-facing axes (``TaskSpec.input_axes`` / ``output_axes``); :func:`synthesize` returns the full
-:class:`SynthPair` (pixel sizes, parameters, expected photon counts).
+Each task registers one :class:`Generator` in :data:`GENERATORS` (:func:`register_generator`):
+a forward model ``forward(object, rng, **physics)`` applying the physics to a given ground-truth
+object (so that tests can feed a point source; ``sr_forward`` ... ``projection_forward``, and
+``lightfield_forward`` for the volumetric task), a pair function ``<task>_pair(rng, size=..,
+structure=.., **physics)`` drawing the object from :mod:`unifmir.data.synthetic` first, the
+structures it can draw and its default size. :func:`make_pair` dispatches on the task name and
+returns ``(input, target)`` in the task's user-facing axes (``TaskSpec.input_axes`` /
+``output_axes``); :func:`synthesize` returns the full :class:`SynthPair` (pixel sizes,
+parameters, expected photon counts).
 
 Physics shared by all tasks
 ---------------------------
@@ -59,6 +62,9 @@ from unifmir.tasks import get_task
 
 __all__ = [
     "SynthPair",
+    "Generator",
+    "GENERATORS",
+    "register_generator",
     "make_pair",
     "synthesize",
     "STRUCTURES",
@@ -82,20 +88,7 @@ __all__ = [
     "volumetric_pair",
 ]
 
-#: structures each task's generator can draw (``None`` = the first one)
-STRUCTURES: dict[str, tuple[str, ...]] = {
-    "sr": ("biosr", "ccp", "er", "microtubules", "actin", "ecoli", "saureus", "bacteria"),
-    "denoise": ("nuclei", "ecoli", "saureus", "bacteria"),
-    "isotropic": ("tissue", "nuclei", "filaments"),
-    "projection": ("epithelium",),
-    "volumetric": ("neurons", "beads"),
-}
-DEFAULT_STRUCTURE = {k: v[0] for k, v in STRUCTURES.items()}
 BACTERIA = ("ecoli", "saureus", "bacteria")
-
-#: default Y/X size of the generated *input* (volumetric: light-field side, a multiple of 11).
-#: Generator defaults only (not task facts); each is >= the registry's training patch size.
-DEFAULT_SIZE = {"sr": 256, "denoise": 128, "isotropic": 128, "projection": 128, "volumetric": 176}
 
 
 @dataclass
@@ -111,6 +104,42 @@ class SynthPair:
     params: dict[str, Any] = field(default_factory=dict)
     expected: np.ndarray | None = None
     """Noise-free expectation of the input (photo-electrons), for statistics checks."""
+
+
+@dataclass(frozen=True)
+class Generator:
+    """The synthetic-data generator of one task."""
+
+    pair: Callable[..., SynthPair]
+    """``pair(rng, size=.., structure=.., **physics)``: draw an object and apply ``forward``."""
+    forward: Callable[..., Any]
+    """The image-formation model applied to a given ground-truth object."""
+    structures: tuple[str, ...]
+    """Structures the generator can draw (``None`` = the first one)."""
+    size: int
+    """Default Y/X size of the generated *input* (volumetric: light-field side, a multiple of 11).
+    A generator default only (not a task fact); >= the registry's training patch size."""
+
+
+GENERATORS: dict[str, Generator] = {}
+"""Task name -> its generator, filled by :func:`register_generator` (one entry per ``TASKS`` key)."""
+
+_PairFn = Callable[..., SynthPair]
+
+
+def register_generator(
+    task: str, *, forward: Callable[..., Any], structures: tuple[str, ...], size: int
+) -> Callable[[_PairFn], _PairFn]:
+    """Decorator registering a pair function as the generator of ``task`` (a ``TASKS`` name)."""
+
+    def register(pair: _PairFn) -> _PairFn:
+        name = get_task(task).name
+        if name in GENERATORS:
+            raise ValueError(f"task {name!r} already has a generator ({GENERATORS[name].pair.__name__})")
+        GENERATORS[name] = Generator(pair, forward, tuple(structures), int(size))
+        return pair
+
+    return register
 
 
 # ------------------------------------------------------------------------------------------
@@ -312,6 +341,10 @@ def sr_forward(
     return lq, target, expected
 
 
+@register_generator(
+    "sr", forward=sr_forward, size=256,
+    structures=("biosr", "ccp", "er", "microtubules", "actin", "ecoli", "saureus", "bacteria"),
+)
 def sr_pair(rng: np.random.Generator, *, size: int | None = None, structure: str | None = None, **physics) -> SynthPair:
     """SR pair: input ``(size, size)``, target ``(scale*size, scale*size)`` (see :func:`sr_forward`)."""
     spec = get_task("sr")
@@ -372,6 +405,7 @@ def denoise_forward(
     return lq, hq, expected
 
 
+@register_generator("denoise", forward=denoise_forward, size=128, structures=("nuclei", "ecoli", "saureus", "bacteria"))
 def denoise_pair(
     rng: np.random.Generator,
     *,
@@ -461,6 +495,7 @@ def isotropic_forward(
     return lq, hq, expected
 
 
+@register_generator("isotropic", forward=isotropic_forward, size=128, structures=("tissue", "nuclei", "filaments"))
 def isotropic_pair(
     rng: np.random.Generator,
     *,
@@ -546,6 +581,7 @@ def projection_forward(
     return lq, hq, expected
 
 
+@register_generator("projection", forward=projection_forward, size=128, structures=("epithelium",))
 def projection_pair(
     rng: np.random.Generator,
     *,
@@ -635,6 +671,7 @@ def lightfield_forward(
     return lf, _unit_peak(vol), expected
 
 
+@register_generator("volumetric", forward=lightfield_forward, size=176, structures=("neurons", "beads"))
 def volumetric_pair(
     rng: np.random.Generator,
     *,
@@ -699,13 +736,11 @@ def _defaults(fn: Callable, given: dict[str, Any], skip: tuple[str, ...] = ()) -
     return out
 
 
-_PAIRS: dict[str, Callable[..., SynthPair]] = {
-    "sr": sr_pair,
-    "denoise": denoise_pair,
-    "isotropic": isotropic_pair,
-    "projection": projection_pair,
-    "volumetric": volumetric_pair,
-}
+STRUCTURES: dict[str, tuple[str, ...]] = {t: g.structures for t, g in GENERATORS.items()}
+"""Structures each task's generator can draw (``None`` = the first one)."""
+DEFAULT_STRUCTURE: dict[str, str] = {t: v[0] for t, v in STRUCTURES.items()}
+DEFAULT_SIZE: dict[str, int] = {t: g.size for t, g in GENERATORS.items()}
+"""Default Y/X size of each task's generated input (:attr:`Generator.size`)."""
 
 
 def synthesize(
@@ -715,7 +750,7 @@ def synthesize(
     spec = get_task(task)
     if not isinstance(rng, np.random.Generator):
         raise TypeError("rng must be a numpy.random.Generator (numpy.random.default_rng(seed))")
-    return _PAIRS[spec.name](rng, size=size, structure=structure, **params)
+    return GENERATORS[spec.name].pair(rng, size=size, structure=structure, **params)
 
 
 def make_pair(
