@@ -17,17 +17,20 @@ losses of the projection and volumetric tasks, whose reference epochs are mapped
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from unifmir._atomic import atomic_path
+from unifmir.model.config import PRESETS, ModelConfig, resolve_config
 from unifmir.tasks import TASK_NAMES, get_task
 
 __all__ = [
     "ModelSection",
+    "check_model_overrides",
     "DataSection",
     "OptimSection",
     "ScheduleSection",
@@ -74,13 +77,54 @@ class _Section(BaseModel):
 class ModelSection(_Section):
     """Which network to build: a preset of :mod:`unifmir.model.config` plus field overrides.
 
-    ``overrides`` are passed to ``resolve_config`` (e.g. ``{"embed_dim": 60}`` or, for a new task
-    variant, ``{"sr_scale": 1}``). When training starts from a checkpoint, the checkpoint's own
-    configuration is used and only ``overrides`` are applied on top of it.
+    ``overrides`` are :class:`~unifmir.model.config.ModelConfig` fields passed to
+    ``resolve_config`` (e.g. ``{"embed_dim": 60}`` or, for a new task variant, ``{"upscale": 1}``).
+    When training starts from a checkpoint, the checkpoint's own configuration is used and only
+    ``overrides`` are applied on top of it. Names and value types are checked when the config
+    is loaded (:func:`check_model_overrides`); from scratch, the whole network configuration is.
     """
 
     preset: str = "full"
     overrides: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, v: str) -> str:
+        if v not in PRESETS:
+            raise ValueError(f"unknown model preset {v!r}; choose one of {', '.join(PRESETS)}")
+        return v
+
+    @field_validator("overrides")
+    @classmethod
+    def _model_fields(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return check_model_overrides(v)
+
+
+def check_model_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``overrides`` unchanged (as a dict) if every key is a ``ModelConfig`` field with a value of its type.
+
+    Raises ``ValueError`` naming the unknown keys (with the closest field name and the list of
+    valid ones) or the values of the wrong type. Cross-field rules (``embed_dim`` divisible by
+    every ``num_heads`` ...) need the configuration the overrides apply to and are checked when
+    it is resolved.
+    """
+    fields = ModelConfig.model_fields
+    unknown = [k for k in overrides if k not in fields]
+    if unknown:
+        hints = [f" (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(k, fields, 1)) else ""
+                 for k in unknown]
+        named = ", ".join(f"{k!r}{hint}" for k, hint in zip(unknown, hints))
+        raise ValueError(f"unknown model field{'s' if len(unknown) > 1 else ''} {named}; "
+                         f"the ModelConfig fields are {', '.join(fields)}")
+    problems = []
+    for key, value in overrides.items():
+        try:
+            TypeAdapter(fields[key].annotation).validate_python(value)
+        except ValidationError as err:
+            problems.append(f"{key}={value!r}: {err.errors()[0]['msg']}")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return dict(overrides)
 
 
 class DataSection(_Section):
@@ -303,6 +347,14 @@ class TrainConfig(_Section):
             )
         if self.mode == "pretrain" and self.freeze_body:
             raise ValueError("pretraining trains all parameters; freeze_body is for fine-tuning")
+        if self.init == "scratch":  # the whole network configuration is known: check it now
+            try:
+                resolve_config({"preset": self.model.preset, **self.model.overrides})
+            except ValueError as err:
+                why = ("; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())
+                       if isinstance(err, ValidationError) else str(err))
+                raise ValueError(f"model.overrides {self.model.overrides} on preset {self.model.preset!r}: "
+                                 f"{why}") from None
         missing = [t for t in self.tasks if t not in self.data.roots]
         if missing:
             raise ValueError(
@@ -473,7 +525,7 @@ def finetune_config(
 
     ``init``: ``"scratch"``, one of our checkpoints or any official checkpoint. ``preset``:
     ``full`` (reference recipe: registry patch/batch, lr 1e-4) or ``small`` (CPU-friendly).
-    ``model_overrides`` go to the model config (e.g. ``{"sr_scale": 1}`` for SR at scale 1);
+    ``model_overrides`` go to the model config (e.g. ``{"upscale": 1}`` for SR at scale 1);
     ``overrides`` is a nested dict merged over the result (e.g. ``{"checkpoint": {"val_every": 5}}``).
     """
     get_task(task)
