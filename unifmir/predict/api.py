@@ -36,7 +36,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from unifmir.predict.modules import TaskModule, build_task_module, denormalize_output, normalize_input
+from unifmir.model.network import NETWORK_CLASSES, input_channels, network_task, upscale
+from unifmir.model.single import SwinIRNet, VolumetricNet
+from unifmir.predict.modules import IsotropicStack, TaskModule, build_task_module, denormalize_output, normalize_input
 from unifmir.predict.precision import autocast, resolve_precision
 from unifmir.predict.receptive import receptive_field
 from unifmir.predict.tiling import TileSpec, num_tiles, round_down, round_up, tiled_apply
@@ -83,7 +85,7 @@ def load_model(source: Any, task: Optional[str] = None) -> nn.Module:
     """
     if isinstance(source, nn.Module):
         net = source
-        if getattr(net, "task", "single") is None and not isinstance(net, TaskModule):
+        if isinstance(net, NETWORK_CLASSES) and network_task(net) is None:  # the multi-task network
             if task is None:
                 raise ValueError("a multi-task model needs task=... (which task to run)")
             from unifmir.model.checkpoints import extract_task
@@ -111,13 +113,13 @@ def prepare_module(
     """
     net = load_model(model, task)
     opts: dict[str, Any] = {}
-    name = task if task is not None else getattr(net, "task", None)
+    name = task if task is not None else (net.task if isinstance(net, TaskModule) else network_task(net))
     if name is not None and not isinstance(net, TaskModule):
         check_network(net, name, source=model if isinstance(model, (str, os.PathLike)) else None)
     if name is not None and get_task(name).z_factor is not None:
         opts["factor"] = z_factor
     tm = build_task_module(net, task, chunk=chunk, **opts)
-    if z_factor is not None and hasattr(tm, "factor"):
+    if z_factor is not None and isinstance(tm, IsotropicStack):
         tm.factor = int(z_factor)
     return tm.eval()
 
@@ -125,10 +127,8 @@ def prepare_module(
 def check_network(net: nn.Module, task: str | TaskSpec | None, source: Any = None) -> None:
     """Raise ``ValueError`` if ``net`` cannot serve ``task`` (not checked when ``None``) or, when
     ``source`` (the file it was loaded from) is given, if it holds NaN/Inf weights."""
-    in_chans, scale = getattr(net, "in_chans", None), getattr(net, "upscale", None)
     spec = get_task(task) if task is not None else None
-    problem = spec.network_mismatch(in_chans if isinstance(in_chans, int) else None,
-                                    scale if isinstance(scale, int) else None) if spec is not None else None
+    problem = spec.network_mismatch(input_channels(net), upscale(net)) if spec is not None else None
     where = f"the model {source}" if source is not None else "the network"
     if problem and spec is not None:
         raise ValueError(f"{where} cannot serve task {spec.name!r}: {problem}; use a {spec.name} checkpoint "
@@ -147,7 +147,7 @@ def check_network(net: nn.Module, task: str | TaskSpec | None, source: Any = Non
 def _scripted(tm: TaskModule) -> torch.jit.ScriptModule:
     """TorchScript version of ``tm`` (cached; re-scripted when its device or z factor changed)."""
     p = next(iter(tm.parameters()), None)
-    key = (str(p.device) if p is not None else "cpu", getattr(tm, "factor", None), tm.chunk)
+    key = (str(p.device) if p is not None else "cpu", tm.factor if isinstance(tm, IsotropicStack) else None, tm.chunk)
     hit = _SCRIPTED.get(tm)
     if hit is None or hit[0] != key:
         hit = (key, torch.jit.script(tm))
@@ -231,38 +231,44 @@ def check_input(shape: Sequence[int], task: str | TaskSpec) -> None:
 def halo_for(tm: TaskModule) -> Optional[tuple[int, int]]:
     """Receptive-field radius ``(ry, rx)`` of ``tm``'s local stage (measured once, cached)."""
 
-    def local(m: nn.Module, x: Tensor) -> Tensor:
-        return m.local_stage(x)  # type: ignore[operator]
+    def local(m: TaskModule, x: Tensor) -> Tensor:
+        return m.local_stage(x)
 
     return receptive_field(
         tm, local, in_channels=tm.local_in_channels, scale=tm.scale, align=tm.align, part=f"local:{tm.task}"
     )
 
 
-def _swin_dims(tm: nn.Module) -> tuple[int, int, int, int]:
+def _swin_dims(tm: TaskModule) -> tuple[int, int, int, int]:
     """(embed_dim, heads, window, num_feat) of the first Swin body found (fallbacks for others)."""
     from unifmir.model.swin import WindowAttention
 
     E, heads, ws, F = 0, 1, 8, 32
     for m in tm.modules():
         if isinstance(m, WindowAttention):
-            E, heads = int(m.dim), int(m.num_heads)
-            ws = int(getattr(m, "window_size", ws) if isinstance(getattr(m, "window_size", ws), int) else ws)
+            E, heads, ws = int(m.dim), int(m.num_heads), int(m.window_size)
             break
     if E == 0:
         for m in tm.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                E = max(E, int(getattr(m, "out_channels", getattr(m, "out_features", 0))))
-    net = getattr(tm, "net", tm)
-    F = int(getattr(getattr(net, "conv_last", None), "in_channels", F))
-    return E, heads, ws, F
+            if isinstance(m, nn.Conv2d):
+                E = max(E, int(m.out_channels))
+            elif isinstance(m, nn.Linear):
+                E = max(E, int(m.out_features))
+    last = _tail_conv(tm.net)
+    return E, heads, ws, int(last.in_channels) if last is not None else F
+
+
+def _tail_conv(net: nn.Module) -> Optional[nn.Conv2d]:
+    """The last convolution (``conv_last``) of a SwinIR or volumetric network; None for the others."""
+    return net.conv_last if isinstance(net, (SwinIRNet, VolumetricNet)) else None
 
 
 def bytes_per_pixel(tm: TaskModule) -> float:
     """Estimated peak bytes per local-stage input pixel for one image (see the module doc)."""
     E, heads, ws, F = _swin_dims(tm)
     s = tm.scale
-    c_out = int(getattr(getattr(tm.net, "conv_last", None), "out_channels", 1))
+    last = _tail_conv(tm.net)
+    c_out = int(last.out_channels) if last is not None else 1
     return 4.0 * (tm.local_in_channels + 20 * E + 2 * heads * ws * ws + s * s * (4 * F + c_out))
 
 
@@ -407,7 +413,7 @@ def predict(
     batch_size: Optional[int] = None,
     *,
     z_factor: Optional[int] = None,
-    progress: bool | Callable[[int], None] = False,
+    progress: bool | Callable[[int], object] = False,
     output_units: str = "input",
     precision: str = "fp32",
 ) -> np.ndarray:
@@ -493,7 +499,7 @@ def predict(
             )
             plans.append((ts, bs))
             steps += num_tiles(g.shape[-2:], ts) * -(-g.shape[0] // bs)
-        cb: Optional[Callable[[int], None]] = None
+        cb: Optional[Callable[[int], object]] = None
         if progress is True:
             from tqdm.auto import tqdm
 

@@ -41,6 +41,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 import torch
 from torch import Tensor, nn
 
+from unifmir.model.network import input_channels, network_task, upscale
 from unifmir.model.swin import pad_to_multiple
 from unifmir.tasks import TASKS, TaskSpec, get_task, other_task
 
@@ -350,9 +351,13 @@ MODULE_CLASSES: Dict[str, Type[TaskModule]] = {
 TASK_MODULES: Dict[str, Type[TaskModule]] = {name: MODULE_CLASSES[spec.task_module] for name, spec in TASKS.items()}
 """Task name -> whole-image module class (``TaskSpec.task_module``; one entry per ``TASKS`` key)."""
 
+def _known(value: Optional[int], default: int) -> int:
+    return int(value) if value is not None else int(default)
+
+
 TASK_FACTS: Dict[Type[TaskModule], Callable[[nn.Module, TaskSpec], Dict[str, int]]] = {
-    SuperRes2D: lambda net, spec: {"scale": int(getattr(net, "upscale", spec.scale))},
-    DenoiseStack: lambda net, spec: {"context": int(getattr(net, "in_chans", spec.context_slices))},
+    SuperRes2D: lambda net, spec: {"scale": _known(upscale(net), spec.scale)},
+    DenoiseStack: lambda net, spec: {"context": _known(input_channels(net), spec.context_slices)},
     IsotropicStack: lambda net, spec: {"factor": int(spec.z_factor or 1)},
     Projection2D: lambda net, spec: {"depth": int(spec.in_depth or spec.net_in_channels)},
     Volumetric3D: lambda net, spec: {"lenslets": int(spec.lenslets or 1)},
@@ -387,14 +392,14 @@ def build_task_module(
     """
     if isinstance(net, TaskModule):
         return net
-    name = get_task(task).name if task is not None else getattr(net, "task", None)
+    net_task = network_task(net)
+    name = get_task(task).name if task is not None else net_task
     if name is None:
         raise ValueError(
             "the network does not say which task it serves (net.task is None); pass task=... "
             f"(one of {', '.join(TASK_MODULES)})"
         )
     name = get_task(name).name
-    net_task = getattr(net, "task", None)
     if other_task(net_task, name):
         raise ValueError(f"the network was built for task {net_task!r} but task {name!r} was requested")
     cls = TASK_MODULES[name]

@@ -34,7 +34,7 @@ import copy
 import hashlib
 import json
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -50,6 +50,8 @@ __all__ = [
 ]
 
 _MEMORY_CACHE: dict[str, Optional[tuple[int, int]]] = {}
+
+M = TypeVar("M", bound=nn.Module)
 
 
 def cache_dir() -> Path:
@@ -161,8 +163,8 @@ def measure_receptive_field(
 
 
 def receptive_field(
-    module: nn.Module,
-    fn: Optional[Callable[[nn.Module, Tensor], Tensor]] = None,
+    module: M,
+    fn: Optional[Callable[[M, Tensor], Tensor]] = None,
     *,
     in_channels: int,
     part: str = "forward",
@@ -199,7 +201,7 @@ def receptive_field(
         call = probe
     else:
         def call(x: Tensor) -> Tensor:
-            return fn(probe, x)  # type: ignore[misc]
+            return fn(probe, x)
 
     res = measure_receptive_field(call, in_channels, scale=scale, align=align, max_length=max_length)
     del probe

@@ -184,7 +184,7 @@ def tiled_apply(
     scale: int = 1,
     batch_size: int = 1,
     device: Optional[torch.device | str] = None,
-    progress: Optional[Callable[[int], None]] = None,
+    progress: Optional[Callable[[int], object]] = None,
 ) -> Tensor:
     """Apply ``fn`` (``(n, C, h, w) -> (n, C', h*scale, w*scale)``) to ``x`` tile by tile.
 
