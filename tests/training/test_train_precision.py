@@ -10,7 +10,7 @@ import torch
 
 from train_testlib import tiny_config
 from unifmir.cli import CliError
-from unifmir.cli.finetune import apply_common_overrides
+from unifmir.cli._training import apply_common_overrides
 from unifmir.predict import precision as precision_mod
 from unifmir.training.loop import train
 

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from unifmir.data.io import ImageError, check_finite_file, check_single_channel, read_image, write_image
-    from unifmir.predict.api import cast_output, check_input, output_pixel_size, predict, prepare_module
+    from unifmir.predict.api import cast_output, check_axes, check_input, output_pixel_size, predict, prepare_module
     from unifmir.tasks import get_task
 
     inputs = [Path(p) for p in args.input]
@@ -130,7 +130,11 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(str(err) if str(src) in str(err) else f"cannot read {src}: {err}") from None
         try:
             check_single_channel(src, tuple(arr.shape), meta.axes, letters="C")
-            check_input(_task_shape(arr.shape, meta.axes, spec), spec)
+            try:
+                shape = check_axes(arr.shape, meta.axes, spec)
+            except ValueError as err:
+                raise CliError(f"{src}: {err}; pass --axes if the file's axes are wrong") from None
+            check_input(shape, spec)
             check_finite_file(src, arr)
         except (ValueError, CliError) as err:
             raise CliError(f"{src}: {err}" if str(src) not in str(err) else str(err)) from None
@@ -178,20 +182,3 @@ def run(args: argparse.Namespace) -> int:
     _ = np  # numpy imported for cast_output's types
     return 0
 
-
-def _task_shape(shape: tuple[int, ...], axes: str, spec: Any) -> tuple[int, ...]:
-    """Shape of the image in the task's input axes (singleton extra axes dropped)."""
-    axes = axes.upper()
-    missing = [a for a in spec.input_axes if a not in axes]
-    if missing:
-        raise CliError(
-            f"task {spec.name!r} needs {len(spec.input_axes)}-D images with axes {spec.input_axes!r}; "
-            f"got axes {axes!r} (shape {tuple(shape)}); pass --axes if the file's axes are wrong"
-        )
-    extra = [f"{a}={s}" for a, s in zip(axes, shape) if a not in spec.input_axes and s != 1]
-    if extra:
-        raise CliError(
-            f"task {spec.name!r} expects single {spec.input_axes} images; this one has {', '.join(extra)} "
-            f"(shape {tuple(shape)}, axes {axes!r})"
-        )
-    return tuple(shape[axes.index(a)] for a in spec.input_axes)

@@ -21,10 +21,11 @@ A config file for pretraining looks like::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from . import CliError
-from .finetune import add_common_training_args, apply_common_overrides, check_resume_dir, run_training
+from ._training import add_common_training_args, check_resume_dir, common_changes, run_training
 
 __all__ = ["register", "run"]
 
@@ -40,7 +41,7 @@ def _parse_data(items: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from unifmir.training.config import ConfigError, config_from_dict, load_config, pretrain_config
+    from unifmir.training.config import ConfigChanges, ConfigError, apply_changes, load_config, pretrain_config
 
     try:
         if args.resume is not None:
@@ -49,28 +50,22 @@ def run(args: argparse.Namespace) -> int:
             check_resume_dir(args.resume)
             cfg = None
             if args.steps is not None or args.early_stopping is not None:
-                d = apply_common_overrides(load_config(args.resume / "config.yaml").to_dict(), args)
-                cfg = config_from_dict(d, source="--resume")
+                saved = load_config(args.resume / "config.yaml")
+                cfg = apply_changes(saved, ConfigChanges(**common_changes(args, saved.device)), source="--resume")
             return run_training(cfg, None, args)
         if args.config is not None:
-            d = load_config(args.config).to_dict()
-            d["mode"] = "pretrain"
-            if args.data:
-                roots = _parse_data(args.data)
-                d.setdefault("data", {})["roots"] = roots
-                d["tasks"] = list(roots)
-            if args.preset:
-                d.setdefault("model", {})["preset"] = args.preset
+            base = load_config(args.config)
+            specific = ConfigChanges(mode="pretrain", roots=_parse_data(args.data) if args.data else None,
+                                     preset=args.preset)
         elif args.data:
-            d = pretrain_config(_parse_data(args.data), args.preset or "small", args.steps,
-                                task_sampling=args.task_sampling or "epoch").to_dict()
+            base = pretrain_config(_parse_data(args.data), args.preset or "small", args.steps,
+                                   task_sampling=args.task_sampling or "epoch")
+            specific = ConfigChanges()
         else:
             raise CliError("give --config cfg.yaml or --data TASK=DIR (repeatable)")
-        if args.task_sampling:
-            d["task_sampling"] = args.task_sampling
-        if args.init:
-            d["init"] = str(args.init)
-        cfg = config_from_dict(apply_common_overrides(d, args), source="command line")
+        changes = dataclasses.replace(specific, task_sampling=args.task_sampling or None, init=args.init or None,
+                                      **common_changes(args, base.device))
+        cfg = apply_changes(base, changes, source="command line")
     except ConfigError as err:
         raise CliError(str(err)) from None
     if cfg.init != "scratch" and not Path(cfg.init).exists():

@@ -42,13 +42,14 @@ from unifmir.predict.modules import IsotropicStack, TaskModule, build_task_modul
 from unifmir.predict.precision import autocast, resolve_precision
 from unifmir.predict.receptive import receptive_field
 from unifmir.predict.tiling import TileSpec, num_tiles, round_down, round_up, tiled_apply
-from unifmir.tasks import TaskSpec, get_task
+from unifmir.tasks import TaskSpec, get_task, other_task
 
 __all__ = [
     "predict",
     "load_model",
     "prepare_module",
     "check_network",
+    "check_axes",
     "check_input",
     "plan_tiles",
     "halo_for",
@@ -160,31 +161,49 @@ def _scripted(tm: TaskModule) -> torch.jit.ScriptModule:
 # ------------------------------------------------------------------------------------------
 
 
-def _to_task_axes(arr: np.ndarray, axes: Optional[str], spec: TaskSpec) -> np.ndarray:
+def check_axes(shape: Sequence[int], axes: Optional[str], task: str | TaskSpec) -> tuple[int, ...]:
+    """The shape, in the task's input axes, of an image of ``shape`` with ``axes``.
+
+    ``axes=None`` means the task's own axes. Extra axes must be singletons (they are dropped).
+    Raises ``ValueError`` naming the problem: axes that do not describe the shape, a task axis
+    the image lacks, or an extra axis with more than one entry.
+    """
+    spec = get_task(task)
     want = spec.input_axes
+    shape = tuple(int(s) for s in shape)
     if axes is None:
-        if arr.ndim != len(want):
+        if len(shape) != len(want):
             raise ValueError(
                 f"task {spec.name!r} expects a {len(want)}-D image with axes {want!r} "
-                f"({'a z-stack' if 'Z' in want else 'a single 2-D image'}), got a {arr.ndim}-D array of "
-                f"shape {arr.shape}; pass axes=... if the array has extra singleton axes"
+                f"({'a z-stack' if 'Z' in want else 'a single 2-D image'}), got a {len(shape)}-D array of "
+                f"shape {shape}; pass axes=... if the array has extra singleton axes"
             )
-        return arr
+        return shape
     axes = axes.upper()
-    if len(axes) != arr.ndim or len(set(axes)) != len(axes):
-        raise ValueError(f"axes {axes!r} do not describe an array of shape {arr.shape}")
+    if len(axes) != len(shape) or len(set(axes)) != len(axes):
+        raise ValueError(f"axes {axes!r} do not describe an array of shape {shape}")
     missing = [a for a in want if a not in axes]
     if missing:
         raise ValueError(
-            f"task {spec.name!r} needs axes {want!r}; the image axes {axes!r} lack {''.join(missing)!r}"
+            f"task {spec.name!r} needs axes {want!r}; the image axes {axes!r} (shape {shape}) lack "
+            f"{''.join(missing)!r}"
         )
-    extra = [(a, s) for a, s in zip(axes, arr.shape) if a not in want]
+    extra = [(a, s) for a, s in zip(axes, shape) if a not in want]
     bad = [f"{a}={s}" for a, s in extra if s != 1]
     if bad:
         raise ValueError(
-            f"task {spec.name!r} works on one single-channel {want} image; axes {', '.join(bad)} "
+            f"task {spec.name!r} expects single {want} images (one channel); axes {', '.join(bad)} "
             f"have more than one entry (split the image first)"
         )
+    return tuple(shape[axes.index(a)] for a in want)
+
+
+def _to_task_axes(arr: np.ndarray, axes: Optional[str], spec: TaskSpec) -> np.ndarray:
+    check_axes(arr.shape, axes, spec)
+    if axes is None:
+        return arr
+    axes = axes.upper()
+    want = spec.input_axes
     keep = [axes.index(a) for a in want]
     drop = tuple(i for i, a in enumerate(axes) if a not in want)
     return np.transpose(np.squeeze(arr, axis=drop) if drop else arr, [sorted(keep).index(k) for k in keep])
@@ -467,7 +486,7 @@ def predict(
         logging.getLogger(__name__).info("precision auto -> %s", why)
     tm = prepare_module(model, task, z_factor=z_factor)
     spec = get_task(tm.task)
-    if task is not None and get_task(task).name != spec.name:
+    if task is not None and other_task(spec, get_task(task)):
         raise ValueError(f"the model serves task {spec.name!r}, not {task!r}")
     if hasattr(image, "detach"):
         image = image.detach().cpu().numpy()

@@ -18,6 +18,7 @@ losses of the projection and volumetric tasks, whose reference epochs are mapped
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
@@ -44,6 +45,9 @@ __all__ = [
     "save_config",
     "with_absolute_paths",
     "config_from_dict",
+    "ConfigChanges",
+    "change_config_dict",
+    "apply_changes",
     "finetune_config",
     "pretrain_config",
     "TRAIN_PRESETS",
@@ -460,6 +464,100 @@ def save_config(config: TrainConfig, path: str | Path) -> Path:
     with atomic_path(path, overwrite=True) as tmp:
         tmp.write_text(with_absolute_paths(config).to_yaml())
     return path
+
+
+# -- changes on top of a config (command-line options) -----------------------------------------
+
+
+@dataclass(frozen=True)
+class ConfigChanges:
+    """Settings given on top of a training config, e.g. by command-line options.
+
+    ``None`` (and an empty ``model_overrides``) keeps the config's value. ``task`` makes that task
+    the one fine-tuned task and ``data`` the dataset folder of the (first) task; ``roots``
+    replaces the dataset folders and trains their tasks (pretraining). ``model_overrides`` are
+    merged into ``model.overrides``; ``early_stopping`` (a patience in validations) turns early
+    stopping on with that patience.
+    """
+
+    mode: Literal["finetune", "pretrain"] | None = None
+    task: str | None = None
+    data: str | Path | None = None
+    roots: Mapping[str, str | Path] | None = None
+    init: str | Path | None = None
+    preset: str | None = None
+    freeze_body: bool | None = None
+    task_sampling: Literal["step", "epoch"] | None = None
+    model_overrides: Mapping[str, Any] = field(default_factory=dict)
+    steps: int | None = None
+    lr: float | None = None
+    batch_size: int | None = None
+    patch_size: int | None = None
+    workers: int | None = None
+    val_every: int | None = None
+    seed: int | None = None
+    device: str | None = None
+    amp: bool | None = None
+    amp_dtype: Literal["bfloat16", "float16"] | None = None
+    cpu_bf16: bool | None = None
+    early_stopping: int | None = None
+
+
+# ConfigChanges field -> (section or None for a top-level key, key)
+_PLAIN_CHANGES: tuple[tuple[str, str | None, str], ...] = (
+    ("mode", None, "mode"),
+    ("init", None, "init"),
+    ("preset", "model", "preset"),
+    ("freeze_body", None, "freeze_body"),
+    ("task_sampling", None, "task_sampling"),
+    ("steps", "schedule", "steps"),
+    ("lr", "optim", "lr"),
+    ("batch_size", "data", "batch_size"),
+    ("patch_size", "data", "patch_size"),
+    ("workers", "data", "workers"),
+    ("val_every", "checkpoint", "val_every"),
+    ("seed", None, "seed"),
+    ("device", None, "device"),
+    ("amp", None, "amp"),
+    ("amp_dtype", None, "amp_dtype"),
+    ("cpu_bf16", None, "cpu_bf16"),
+)
+
+
+def change_config_dict(data: Mapping[str, Any], changes: ConfigChanges) -> dict[str, Any]:
+    """A copy of the config dict ``data`` with ``changes`` applied (not validated).
+
+    Only the given settings are written: unchanged sections are not added.
+    """
+    d = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in data.items()}
+
+    def section(name: str) -> dict[str, Any]:
+        out: dict[str, Any] = d.setdefault(name, {})
+        return out
+
+    if changes.task is not None:
+        d["tasks"] = [changes.task]
+    if changes.data is not None:
+        tasks = d.get("tasks") or TrainConfig.model_fields["tasks"].get_default(call_default_factory=True)
+        section("data")["roots"] = {tasks[0]: str(changes.data)}
+    if changes.roots is not None:
+        section("data")["roots"] = {t: str(p) for t, p in changes.roots.items()}
+        d["tasks"] = list(changes.roots)
+    for name, where, key in _PLAIN_CHANGES:
+        value = getattr(changes, name)
+        if value is not None:
+            (section(where) if where is not None else d)[key] = str(value) if name == "init" else value
+    if changes.model_overrides:
+        model = section("model")
+        model["overrides"] = {**model.get("overrides", {}), **changes.model_overrides}
+    if changes.early_stopping is not None:
+        d["early_stopping"] = {"enabled": True, "patience": changes.early_stopping}
+    return d
+
+
+def apply_changes(config: TrainConfig, changes: ConfigChanges, source: str = "changes") -> TrainConfig:
+    """``config`` with ``changes`` applied, validated (:class:`ConfigError` names ``source``)."""
+    return config_from_dict(change_config_dict(config.to_dict(), changes), source=source)
 
 
 # -- presets ------------------------------------------------------------------------------------

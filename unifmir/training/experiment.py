@@ -236,7 +236,7 @@ def run_transfer(
     ``transfer.csv``, ``transfer.json`` and the run folders under ``out``.
     """
     spec = get_task(task)
-    if spec.name not in TRANSFER_TASKS:
+    if not spec.transfer_experiment:
         raise ValueError(f"the transfer experiment is offered for {', '.join(TRANSFER_TASKS)}, "
                          f"not {task!r}")
     data, out, pretrained = Path(data), Path(out), Path(pretrained)
