@@ -161,7 +161,7 @@ def ssim(
         tp, tg, gaussian_kernel=True, sigma=sigma, kernel_size=kernel_size,
         data_range=float(data_range), k1=k1, k2=k2, reduction="elementwise_mean",
     )
-    return float(val)
+    return float(val[0] if isinstance(val, tuple) else val)  # a tuple only with return_full_image
 
 
 def care_normalize(
@@ -216,7 +216,7 @@ def evaluate_pair(
         raise ImageError(f"evaluate_pair takes single-channel YX or ZYX images, got axes {axes!r}")
     dr = proto.data_range
     if proto.affine_fit:
-        p, g = care_normalize(p, g, *proto.gt_percentiles)  # type: ignore[misc]
+        p, g = care_normalize(p, g, *(proto.gt_percentiles or (0.1, 99.9)))
     else:
         p, g = minmax_255(p), minmax_255(g)
     out: dict[str, float] = {}

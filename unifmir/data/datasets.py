@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal
 
 import numpy as np
 import torch
@@ -135,7 +135,7 @@ def _pad_to(arr: np.ndarray, sizes: dict[int, int]) -> np.ndarray:
     arr = np.asarray(arr)
     for a, (_, extra) in enumerate(pads):
         while extra > 0:
-            mode = "reflect" if arr.shape[a] > 1 else "edge"
+            mode: Literal["reflect", "edge"] = "reflect" if arr.shape[a] > 1 else "edge"
             step = min(extra, arr.shape[a] - 1) if mode == "reflect" else extra
             pw = [(0, 0)] * arr.ndim
             pw[a] = (0, step)

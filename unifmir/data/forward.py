@@ -60,6 +60,13 @@ from scipy import ndimage
 from unifmir.data import synthetic as syn
 from unifmir.tasks import get_task
 
+
+def _fact(value: int | None, task: str, name: str) -> int:
+    """A task fact (``TaskSpec`` field) that this task's generator needs; the registry sets it."""
+    if value is None:
+        raise ValueError(f"task {task!r} has no {name} in the task registry (unifmir.tasks.TASKS)")
+    return int(value)
+
 __all__ = [
     "SynthPair",
     "Generator",
@@ -480,7 +487,7 @@ def isotropic_forward(
     (``f = z_factor``, default from the task registry), camera noise -> ``ceil(Z/f)`` slices.
     Target = the object blurred by ``lateral_sigma`` on all three axes, all ``Z`` slices, unit peak.
     """
-    f = int(z_factor or get_task("isotropic").z_factor)
+    f = int(z_factor or _fact(get_task("isotropic").z_factor, "isotropic", "z_factor"))
     if f < 1:
         raise ValueError(f"z_factor must be >= 1, got {f}")
     obj = np.asarray(obj, dtype=np.float32)
@@ -558,7 +565,7 @@ def projection_forward(
     ``clutter`` is the peak brightness of out-of-surface blobs (relative to the sheet), placed only
     where ``|z - h| > clutter_gap`` slices.
     """
-    depth = int(depth or get_task("projection").in_depth)
+    depth = int(depth or _fact(get_task("projection").in_depth, "projection", "in_depth"))
     surface = np.asarray(surface, dtype=np.float32)
     height = np.asarray(height, dtype=np.float32)
     if surface.ndim != 2 or surface.shape != height.shape:
@@ -597,7 +604,7 @@ def projection_pair(
     size = _check_size(size or DEFAULT_SIZE["projection"])
     structure = _check_structure("projection", structure)
     surface = syn.cell_junctions((size, size), rng, cell_size=cell_size)
-    h = syn.height_map((size, size), rng, spec.in_depth, margin=6.0)
+    h = syn.height_map((size, size), rng, _fact(spec.in_depth, spec.name, "in_depth"), margin=6.0)
     lq, hq, ex = projection_forward(surface, h, rng, depth=spec.in_depth, **physics)
     pz, pxy = pixel_size
     return SynthPair(
@@ -635,7 +642,7 @@ def lightfield_forward(
     darkens views outside the inscribed circle of the lenslet. Returns ``(lf (H, W), target
     (Z, H, W) unit peak, expected)``.
     """
-    n = int(lenslets or get_task("volumetric").lenslets)
+    n = int(lenslets or _fact(get_task("volumetric").lenslets, "volumetric", "lenslets"))
     vol = np.asarray(volume, dtype=np.float32)
     if vol.ndim != 3 or vol.shape[1] % n or vol.shape[2] % n:
         raise ValueError(f"volume must be (Z, H, W) with H, W multiples of {n}, got {vol.shape}")
@@ -683,13 +690,14 @@ def volumetric_pair(
     """Volumetric pair: light-field image ``(size, size)`` (a multiple of ``lenslets``) ->
     ``(out_depth, size, size)`` volume of sparse ``neurons`` (somata + neurites) or ``beads``."""
     spec = get_task("volumetric")
-    size = _check_size(size or DEFAULT_SIZE["volumetric"], minimum=spec.lenslets)
-    if size % spec.lenslets:
+    lenslets = _fact(spec.lenslets, spec.name, "lenslets")
+    size = _check_size(size or DEFAULT_SIZE["volumetric"], minimum=lenslets)
+    if size % lenslets:
         raise ValueError(
-            f"volumetric size must be a multiple of {spec.lenslets} (lenslets), got {size}"
+            f"volumetric size must be a multiple of {lenslets} (lenslets), got {size}"
         )
     structure = _check_structure("volumetric", structure)
-    shape = (spec.out_depth, size, size)
+    shape = (_fact(spec.out_depth, spec.name, "out_depth"), size, size)
     aniso = pixel_size[0] / pixel_size[1]
     if structure == "beads":
         n = max(3, size * size // 800)

@@ -24,7 +24,7 @@ Structures:
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -111,8 +111,8 @@ def resize_linear(arr: np.ndarray, shape: Sequence[int]) -> np.ndarray:
         mode = "bilinear" if arr.ndim == 2 else "trilinear"
         with torch.no_grad():
             t = torch.from_numpy(np.ascontiguousarray(arr))[None, None]
-            out = torch.nn.functional.interpolate(t, size=shape, mode=mode, align_corners=True)
-        return out[0, 0].numpy()
+            res = torch.nn.functional.interpolate(t, size=shape, mode=mode, align_corners=True)
+        return res[0, 0].numpy()
     out = arr
     for ax, n in enumerate(shape):
         if out.shape[ax] != n:
@@ -615,7 +615,8 @@ def cell_junctions(
     tree = cKDTree(seeds)
     yy, xx = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
     q = np.stack([yy.ravel(), xx.ravel()], 1).astype(np.float64)
-    dist, idx = tree.query(q, k=2)
+    dist_k, idx_k = tree.query(q, k=2)  # (n, 2) arrays for k=2
+    dist, idx = np.asarray(dist_k), np.asarray(idx_k)
     p1, p2 = seeds[idx[:, 0]], seeds[idx[:, 1]]
     # distance to the bisector between the two nearest seeds
     dd = (dist[:, 1] ** 2 - dist[:, 0] ** 2) / (2 * np.linalg.norm(p2 - p1, axis=1) + 1e-12)
@@ -650,7 +651,7 @@ def height_map(
     return (off + h * span).astype(np.float32)
 
 
-STRUCTURE_GENERATORS_2D = {
+STRUCTURE_GENERATORS_2D: dict[str, Callable[..., np.ndarray]] = {
     "ccp": ccps,
     "er": er_network,
     "microtubules": microtubules,

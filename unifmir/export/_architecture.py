@@ -87,10 +87,16 @@ def _global_uses(text: str) -> frozenset[str]:
 def _bound_names(node: ast.stmt) -> tuple[str, ...]:
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return (node.name,)
-    targets = node.targets if isinstance(node, ast.Assign) else [node.target]  # type: ignore[attr-defined]
-    if not all(isinstance(t, ast.Name) for t in targets):
+    if isinstance(node, ast.Assign):
+        targets = list(node.targets)
+    elif isinstance(node, ast.AnnAssign):
+        targets = [node.target]
+    else:
+        raise ValueError(f"unsupported top-level statement at line {node.lineno}: only definitions are copied")
+    names = [t.id for t in targets if isinstance(t, ast.Name)]
+    if len(names) != len(targets):
         raise ValueError(f"unsupported top-level assignment at line {node.lineno}: only plain names are copied")
-    return tuple(t.id for t in targets)  # type: ignore[attr-defined]
+    return tuple(names)
 
 
 def _parse(module: str) -> _Source:

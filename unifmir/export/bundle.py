@@ -27,7 +27,7 @@ import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 import torch
@@ -36,7 +36,14 @@ from torch import nn
 from unifmir._atomic import atomic_path, check_writable
 from unifmir.export import describe as D
 from unifmir.export import docs, gates, tensors, weights
+from unifmir.model.multitask import UniFMIR
+from unifmir.model.network import has_config, input_channels, network_config, network_task
+from unifmir.model.single import ProjectionNet, SwinIRNet, VolumetricNet
+from unifmir.predict.modules import IsotropicStack
 from unifmir.tasks import TaskSpec, get_task, other_task
+
+if TYPE_CHECKING:
+    from bioimageio.spec.model import v0_5
 
 __all__ = [
     "ExportReport", "ExportPlan", "BuiltWeights", "export_model", "plan_export", "write_weights", "describe",
@@ -47,7 +54,7 @@ __all__ = [
 DEFAULT_REL_TOL = 1e-3
 """Declared relative reproducibility tolerance (bioimageio.core default)."""
 
-_WEIGHTS_ORDER = ("torchscript", "pytorch_state_dict", "onnx")
+_WEIGHTS_ORDER: tuple[gates.ExportedFormat, ...] = ("torchscript", "pytorch_state_dict", "onnx")
 
 
 @dataclass
@@ -56,7 +63,7 @@ class ExportReport:
 
     path: Path
     task: str
-    weight_formats: list[str]
+    weight_formats: list[gates.ExportedFormat]
     gates: list[gates.GateResult]
     timings: dict[str, float]
     halo: dict[str, int]
@@ -84,7 +91,8 @@ class ExportReport:
 # --------------------------------------------------------------------------------------------
 
 
-def _load_net(model: nn.Module | str | os.PathLike, task: str | None) -> nn.Module:
+def _load_net(model: nn.Module | str | os.PathLike, task: str | None) -> tuple[nn.Module, TaskSpec]:
+    """The network of ``model`` in eval mode, and the task it is exported for."""
     if isinstance(model, nn.Module):
         net = model
     else:
@@ -94,16 +102,21 @@ def _load_net(model: nn.Module | str | os.PathLike, task: str | None) -> nn.Modu
         if not p.exists():
             raise FileNotFoundError(f"model checkpoint {p} does not exist")
         net = load_any(p, task=task)
-    if getattr(net, "task", None) is None and task is None:
+    recorded = network_task(net)
+    if task is not None:
+        spec = get_task(task)
+        if other_task(recorded, spec):
+            raise ValueError(f"the model was built for task {recorded!r}, not {task!r}")
+    elif recorded is not None:
+        spec = get_task(recorded)
+    else:
         raise ValueError("the model does not record its task; pass task=... (--task)")
-    if task is not None and other_task(getattr(net, "task", None), get_task(task)):
-        raise ValueError(f"the model was built for task {net.task!r}, not {task!r}")
-    if getattr(net, "task", None) is None:
-        net.task = get_task(task).name  # type: ignore[assignment]
+    if recorded is None and isinstance(net, (SwinIRNet, ProjectionNet, VolumetricNet, UniFMIR)):
+        net.task = spec.name  # a network built without a task: record the one it is exported for
     from unifmir.predict.api import check_network  # channels/scale vs the task; NaN weights of a file
 
-    check_network(net, net.task, source=None if isinstance(model, nn.Module) else model)
-    return net.eval()
+    check_network(net, spec, source=None if isinstance(model, nn.Module) else model)
+    return net.eval(), spec
 
 
 def _halo(net: nn.Module, spec: TaskSpec, two_d: bool) -> tuple[int, str]:
@@ -111,7 +124,7 @@ def _halo(net: nn.Module, spec: TaskSpec, two_d: bool) -> tuple[int, str]:
     from unifmir.predict.receptive import receptive_field
 
     inner, _, _ = weights._task_module(net, spec.name, two_d)
-    align = int(getattr(inner, "align", 8))
+    align = int(inner.align)
     rf = receptive_field(
         inner, lambda m, x: m.local_stage(x), in_channels=int(inner.local_in_channels),
         scale=int(inner.scale), align=align,
@@ -124,10 +137,12 @@ def _halo(net: nn.Module, spec: TaskSpec, two_d: bool) -> tuple[int, str]:
     return h, f"receptive field radius {r} px (measured), halo {h} input px (window multiple)"
 
 
-def _preprocessing(spec: TaskSpec, layout: D.TensorLayout) -> tuple[list[Any], str, tuple[float, float] | None]:
+def _preprocessing(
+    spec: TaskSpec, layout: D.TensorLayout
+) -> tuple[list[v0_5.PreprocessingDescr], str, tuple[float, float] | None]:
     from bioimageio.spec.model import v0_5
 
-    steps: list[Any] = [v0_5.EnsureDtypeDescr(kwargs=v0_5.EnsureDtypeKwargs(dtype="float32"))]
+    steps: list[v0_5.PreprocessingDescr] = [v0_5.EnsureDtypeDescr(kwargs=v0_5.EnsureDtypeKwargs(dtype="float32"))]
     if spec.normalization == "percentile":
         lo, hi = spec.percentiles
         axes = [v0_5.AxisId(a) for a in layout.in_axes]
@@ -190,9 +205,9 @@ def _trace_example(layout: D.TensorLayout, x: torch.Tensor, net: nn.Module) -> t
     ``attn_mask`` buffer at exactly that size and compute the mask otherwise, and a trace would
     freeze whichever branch the example took. Sizes grow by one step (edge padding).
     """
-    cfg = getattr(net, "config", None)
-    avoid = int(getattr(cfg, "img_size", -1))
-    window = max(1, int(getattr(cfg, "window_size", 1)))
+    cfg = network_config(net) if has_config(net) else None
+    avoid = cfg.img_size if cfg is not None else -1
+    window = max(1, cfg.window_size) if cfg is not None else 1
     pad: list[int] = []
     for a in reversed(layout.in_axes):
         n, st = int(x.shape[2 + layout.in_axes.index(a)]), layout.step[a]
@@ -206,7 +221,7 @@ def _trace_example(layout: D.TensorLayout, x: torch.Tensor, net: nn.Module) -> t
     return torch.nn.functional.pad(x, pad, mode="replicate")
 
 
-def _run_core(descr: Any, array: np.ndarray, weight_format: str) -> np.ndarray:
+def _run_core(descr: v0_5.ModelDescr, array: np.ndarray, weight_format: gates.ExportedFormat) -> np.ndarray:
     """Run the description through bioimageio.core exactly as ``test_model`` does."""
     from bioimageio.core import Tensor, create_prediction_pipeline
     from bioimageio.core.digest_spec import create_sample_for_model
@@ -244,7 +259,7 @@ class ExportPlan:
     user_in: np.ndarray
     """Test input in user axes (raw units; prepared so both percentile definitions agree)."""
     bio_in: np.ndarray
-    preprocessing: list[Any]
+    preprocessing: list[v0_5.PreprocessingDescr]
     preprocessing_text: str
     percentiles: tuple[float, float] | None
     x_norm: torch.Tensor
@@ -256,8 +271,10 @@ class ExportPlan:
 class BuiltWeights:
     """The weight files in the staging folder and what was checked while writing them (stage 2)."""
 
-    descrs: dict[str, Any]
-    formats: list[str]
+    torchscript: v0_5.TorchscriptWeightsDescr
+    pytorch_state_dict: v0_5.PytorchStateDictWeightsDescr
+    onnx: v0_5.OnnxWeightsDescr | None
+    formats: list[gates.ExportedFormat]
     torchscript_method: str
     onnx_skipped: str
     libtorch_state: str
@@ -268,6 +285,15 @@ class BuiltWeights:
     @property
     def tolerance(self) -> dict[str, float]:
         return {"relative_tolerance": DEFAULT_REL_TOL, "absolute_tolerance": self.abs_tol}
+
+    def weights_descr(self) -> v0_5.WeightsDescr:
+        """The description's ``weights`` (ONNX only where it was written)."""
+        from bioimageio.spec.model import v0_5
+
+        if self.onnx is None:
+            return v0_5.WeightsDescr(torchscript=self.torchscript, pytorch_state_dict=self.pytorch_state_dict)
+        return v0_5.WeightsDescr(torchscript=self.torchscript, pytorch_state_dict=self.pytorch_state_dict,
+                                 onnx=self.onnx)
 
 
 def plan_export(
@@ -288,19 +314,20 @@ def plan_export(
     if not folder and out.suffix.lower() != ".zip":
         raise ValueError(f"the bundle name must end in .zip (got {out.name}); or pass folder=True/--folder")
     meta = metadata if isinstance(metadata, docs.ExportMetadata) else docs.load_metadata(metadata)
-    net = _load_net(model, task)
-    spec = get_task(net.task)
+    net, spec = _load_net(model, task)
     if two_d is None:
-        two_d = spec.is_2d_variant(int(getattr(net, "in_chans", spec.net_in_channels)))
-    window = int(getattr(getattr(net, "config", None), "window_size", 8))
+        in_chans = input_channels(net)
+        two_d = spec.is_2d_variant(in_chans if in_chans is not None else spec.net_in_channels)
+    window = network_config(net).window_size if has_config(net) else 8
     halo_in, halo_note = _halo(net, spec, bool(two_d))
-    zf = getattr(weights._task_module(net, spec.name, bool(two_d))[0], "factor", None)
+    task_module = weights._task_module(net, spec.name, bool(two_d))[0]
+    zf = task_module.factor if isinstance(task_module, IsotropicStack) else None
     layout = D.layout_for(spec, window=window, halo=halo_in, two_d=bool(two_d), z_factor=zf)
     module = weights.build_export_module(net, spec.name, layout, two_d=bool(two_d))
 
     user_in = _test_input(spec, layout, data, seed)
     if data is not None:  # a user's image: crop it (centre) until one whole-image run fits the memory budget
-        user_in = tensors.fit_test_input(user_in, layout, getattr(module, "inner", module))
+        user_in = tensors.fit_test_input(user_in, layout, task_module)
     pre, pre_text, pct = _preprocessing(spec, layout)
     if pct is not None:
         user_in = tensors.prepare_for_percentiles(user_in, pct)
@@ -349,27 +376,26 @@ def write_weights(plan: ExportPlan, pkg: Path, *, onnx: bool = True, check_libto
         pkg / "weights.onnx", module, examples, abs_tol, spatial_dims=len(layout.in_axes), refs=refs)
 
     tv = v0_5.Version(torch.__version__.split("+")[0])
-    parent = "pytorch_state_dict"  # the trained weights; the others are converted from them
-    descrs: dict[str, Any] = {
-        "torchscript": v0_5.TorchscriptWeightsDescr(
-            source=pkg / "weights_torchscript.pt", pytorch_version=tv, parent=parent,
-            comment=f"torch.jit.{ts_method}; loads and reproduces the test output in libtorch 2.0.0"
-            if libtorch_state == "passed" else f"torch.jit.{ts_method}",
+    parent: gates.ExportedFormat = "pytorch_state_dict"  # the trained weights; the others are converted from them
+    torchscript = v0_5.TorchscriptWeightsDescr(
+        source=pkg / "weights_torchscript.pt", pytorch_version=tv, parent=parent,
+        comment=f"torch.jit.{ts_method}; loads and reproduces the test output in libtorch 2.0.0"
+        if libtorch_state == "passed" else f"torch.jit.{ts_method}",
+    )
+    state_dict = v0_5.PytorchStateDictWeightsDescr(
+        source=pkg / "weights_state_dict.pt",
+        architecture=v0_5.ArchitectureFromFileDescr(
+            source=pkg / weights.ARCHITECTURE_FILE, callable=v0_5.Identifier(weights.ARCHITECTURE_CALLABLE),
+            kwargs=arch_kwargs,
         ),
-        "pytorch_state_dict": v0_5.PytorchStateDictWeightsDescr(
-            source=pkg / "weights_state_dict.pt",
-            architecture=v0_5.ArchitectureFromFileDescr(
-                source=pkg / weights.ARCHITECTURE_FILE, callable=v0_5.Identifier(weights.ARCHITECTURE_CALLABLE),
-                kwargs=arch_kwargs,
-            ),
-            pytorch_version=tv,
-        ),
-    }
-    if not onnx_skipped:
-        descrs["onnx"] = v0_5.OnnxWeightsDescr(source=pkg / "weights.onnx", opset_version=weights.ONNX_OPSET,
-                                               parent=parent)
+        pytorch_version=tv,
+    )
+    onnx_descr = None if onnx_skipped else v0_5.OnnxWeightsDescr(
+        source=pkg / "weights.onnx", opset_version=weights.ONNX_OPSET, parent=parent)
+    written = {"torchscript", "pytorch_state_dict"} | ({"onnx"} if onnx_descr is not None else set())
     return BuiltWeights(
-        descrs=descrs, formats=[f for f in _WEIGHTS_ORDER if f in descrs], torchscript_method=ts_method,
+        torchscript=torchscript, pytorch_state_dict=state_dict, onnx=onnx_descr,
+        formats=[f for f in _WEIGHTS_ORDER if f in written], torchscript_method=ts_method,
         onnx_skipped=onnx_skipped, libtorch_state=libtorch_state, reference=ref, abs_tol=abs_tol,
     )
 
@@ -416,11 +442,11 @@ def describe(
     *,
     cover: Path | None = None,
     out_sample: Path | None = None,
-) -> Any:
+) -> v0_5.ModelDescr:
     """Stage 3: the bioimage.io model description of the staged files."""
     return _model_descr(
         plan.spec, plan.layout, plan.meta, name=plan.name, pkg=pkg, pre=plan.preprocessing,
-        weights_descr=built.descrs, tol=built.tolerance, cover=cover, readme=pkg / "README.md",
+        weights_descr=built.weights_descr(), tol=built.tolerance, cover=cover, readme=pkg / "README.md",
         out_sample=out_sample, consumers=consumers, two_d=plan.two_d, net=plan.net,
         nickname=plan.meta.nickname or _nickname(plan.out),
     )
@@ -428,7 +454,7 @@ def describe(
 
 def write_expected_outputs(
     plan: ExportPlan, built: BuiltWeights, pkg: Path, consumers: list[docs.ConsumerSupport]
-) -> tuple[Any, np.ndarray]:
+) -> tuple[v0_5.ModelDescr, np.ndarray]:
     """Stage 4: the test output as bioimageio.core computes it, the sample output and the cover.
 
     Returns the description that names them and the test output.
@@ -450,7 +476,7 @@ def write_expected_outputs(
 
 
 def run_gates(
-    plan: ExportPlan, built: BuiltWeights, descr: Any, expected: np.ndarray, tiled_tolerance: float
+    plan: ExportPlan, built: BuiltWeights, descr: v0_5.ModelDescr, expected: np.ndarray, tiled_tolerance: float
 ) -> list[gates.GateResult]:
     """Stage 5: the gates that need the description and the weights (before packaging)."""
     layout = plan.layout
@@ -490,7 +516,9 @@ def write_docs(
     return path
 
 
-def publish(plan: ExportPlan, descr: Any, formats: list[str], tmp_root: Path) -> list[gates.GateResult]:
+def publish(
+    plan: ExportPlan, descr: v0_5.ModelDescr, formats: list[gates.ExportedFormat], tmp_root: Path
+) -> list[gates.GateResult]:
     """Stage 7: package (consumer-readable rdf), the gates on the package itself, then an atomic
     move to the destination. Returns the package gates' results."""
     from bioimageio.spec import save_bioimageio_package
@@ -737,8 +765,8 @@ def _model_descr(
     *,
     name: str,
     pkg: Path,
-    pre: list[Any],
-    weights_descr: dict[str, Any],
+    pre: list[v0_5.PreprocessingDescr],
+    weights_descr: v0_5.WeightsDescr,
     tol: Mapping[str, float],
     cover: Path | None,
     readme: Path,
@@ -747,7 +775,7 @@ def _model_descr(
     two_d: bool,
     net: nn.Module,
     nickname: str,
-) -> Any:
+) -> v0_5.ModelDescr:
     from bioimageio.spec.model import v0_5
 
     inp = D.input_descr(
@@ -786,7 +814,7 @@ def _model_descr(
         covers=[v0_5.FileDescr(source=cover)] if cover else [],
         inputs=[inp],
         outputs=[outp],
-        weights=v0_5.WeightsDescr(**weights_descr),
+        weights=weights_descr,
         config=config,
     )
     if meta.license:
@@ -803,15 +831,13 @@ def unifmir_config(spec: TaskSpec, net: nn.Module, two_d: bool) -> dict[str, Any
 
     import unifmir
 
-    config = getattr(net, "config", None)
-    if config is None:
-        raise ValueError("the network has no .config (build it with unifmir.build_model or load_any)")
+    config = network_config(net)
     return {
         "task": spec.name,
         "two_d": bool(two_d),
         "model_config": json.loads(config.model_dump_json()),
         "state_dict_prefix": "inner.net.",
-        "unifmir_version": str(getattr(unifmir, "__version__", "")),
+        "unifmir_version": str(unifmir.__version__),
     }
 
 

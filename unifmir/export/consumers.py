@@ -33,7 +33,7 @@ Torch-free and numpy-free on purpose: the export gates and the tests run it on a
 from __future__ import annotations
 
 import datetime
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, TypeGuard
 
 __all__ = [
     "CONSUMER_TAGS",
@@ -91,27 +91,27 @@ def _java_type(v: Any) -> str:
     return f"a {type(v).__name__}"
 
 
-def _is_str(v: Any) -> bool:
+def _is_str(v: Any) -> TypeGuard[str]:
     return isinstance(v, str)
 
 
-def _is_map(v: Any) -> bool:
+def _is_map(v: Any) -> TypeGuard[Mapping[str, Any]]:
     return isinstance(v, Mapping)
 
 
-def _is_list(v: Any) -> bool:
+def _is_list(v: Any) -> TypeGuard[list[Any]]:
     return isinstance(v, list)
 
 
-def _is_number(v: Any) -> bool:  # java.lang.Number: Integer, Long, BigInteger, Double (not Boolean)
+def _is_number(v: Any) -> TypeGuard[int | float]:  # java.lang.Number: Integer, Long, BigInteger, Double (not Boolean)
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _is_java_int(v: Any) -> bool:  # `(int) object` unboxes a java.lang.Integer only
+def _is_java_int(v: Any) -> TypeGuard[int]:  # `(int) object` unboxes a java.lang.Integer only
     return isinstance(v, int) and not isinstance(v, bool) and -(2**31) <= v < 2**31
 
 
-def _is_bool(v: Any) -> bool:
+def _is_bool(v: Any) -> TypeGuard[bool]:
     return isinstance(v, bool)
 
 
@@ -182,7 +182,7 @@ def _read_v05(c: _Casts, y: Mapping[str, Any]) -> None:
     weights = y.get("weights")
     if c.cast("weights", weights, _is_map, "Map<String, Object>") and c.deref(
         "weights", weights, "Map<String, Object>"
-    ):
+    ) and _is_map(weights):
         _weights(c, weights)
     config = y.get("config")
     config_ok = c.cast("config", config, _is_map, "Map<String, Object>")
@@ -332,8 +332,9 @@ def _total_input_halo(
             if ref is None:
                 c.deref("inputs", inputs, "a list of tensors")  # `this.input_tensors.stream()`
                 return
-            scale = ax.get("scale") if _is_number(ax.get("scale")) else 1.0
-            offset = sm.get("offset") if _is_number(sm.get("offset")) else 0.0
+            scale_v, offset_v = ax.get("scale"), sm.get("offset")
+            scale = scale_v if _is_number(scale_v) else 1.0
+            offset = offset_v if _is_number(offset_v) else 0.0
             n_halo = (halo + offset) / scale
             found = next(
                 (t for t in inputs or () if (t.get("name") if t.get("id") is None else t.get("id")) == ref), None
@@ -408,8 +409,9 @@ def ilastik_shape_problems(rdf: Mapping[str, Any]) -> list[str]:
 
     One input, one output, no channel halo, and every output axis other than batch/channel is an
     input axis of the same size (see the module docstring for ilastik's source)."""
-    inputs = rdf.get("inputs") if isinstance(rdf.get("inputs"), list) else []
-    outputs = rdf.get("outputs") if isinstance(rdf.get("outputs"), list) else []
+    inputs_v, outputs_v = rdf.get("inputs"), rdf.get("outputs")
+    inputs = inputs_v if isinstance(inputs_v, list) else []
+    outputs = outputs_v if isinstance(outputs_v, list) else []
     problems = []
     if len(inputs) != 1:
         problems.append(f"ilastik: {len(inputs)} input tensors; ilastik runs models with exactly one")

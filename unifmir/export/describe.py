@@ -61,7 +61,6 @@ __all__ = [
 INPUT_ID = v0_5.TensorId("input")
 OUTPUT_ID = v0_5.TensorId("output")
 
-_Axis = Any  # one of the v0_5 axis classes
 
 
 @dataclass(frozen=True)
@@ -195,9 +194,9 @@ def layout_for(
     )
 
 
-def _in_axis(layout: TensorLayout, a: str) -> _Axis:
+def _in_axis(layout: TensorLayout, a: str) -> v0_5.SpaceInputAxis:
     mn, st = layout.min_size[a], layout.step[a]
-    size: Any = mn if st == 0 else v0_5.ParameterizedSize(min=mn, step=st)
+    size: int | v0_5.ParameterizedSize = mn if st == 0 else v0_5.ParameterizedSize(min=mn, step=st)
     f = layout.up.get(a, 1)
     # scale trick for upscaled axes (see module docstring): in = f**2, out = f
     scale = float(f * f) if f > 1 else 1.0
@@ -209,7 +208,7 @@ def _in_axis(layout: TensorLayout, a: str) -> _Axis:
     return v0_5.SpaceInputAxis(id=v0_5.AxisId(a), size=size, scale=scale, description=descr)
 
 
-def _out_axis(layout: TensorLayout, a: str) -> _Axis:
+def _out_axis(layout: TensorLayout, a: str) -> v0_5.SpaceOutputAxis | v0_5.SpaceOutputAxisWithHalo:
     if a in layout.fixed_out:
         return v0_5.SpaceOutputAxis(id=v0_5.AxisId(a), size=layout.fixed_out[a], description="reconstructed z-slices")
     f = layout.up.get(a, 1)
@@ -224,13 +223,13 @@ def _out_axis(layout: TensorLayout, a: str) -> _Axis:
 def input_descr(
     layout: TensorLayout,
     *,
-    test_tensor: Any,
-    sample_tensor: Any | None,
-    preprocessing: Sequence[Any],
+    test_tensor: v0_5.FileDescr,
+    sample_tensor: v0_5.FileDescr | None,
+    preprocessing: Sequence[v0_5.PreprocessingDescr],
     description: str,
 ) -> v0_5.InputTensorDescr:
     """The single input tensor (``b, c, [z,] y, x``)."""
-    axes = [v0_5.BatchAxis(), v0_5.ChannelAxis(channel_names=[v0_5.Identifier("raw")])]
+    axes: list[v0_5.InputAxis] = [v0_5.BatchAxis(), v0_5.ChannelAxis(channel_names=[v0_5.Identifier("raw")])]
     axes += [_in_axis(layout, a) for a in layout.in_axes]
     return v0_5.InputTensorDescr(
         id=INPUT_ID,
@@ -245,13 +244,13 @@ def input_descr(
 def output_descr(
     layout: TensorLayout,
     *,
-    test_tensor: Any,
-    sample_tensor: Any | None,
-    postprocessing: Sequence[Any],
+    test_tensor: v0_5.FileDescr,
+    sample_tensor: v0_5.FileDescr | None,
+    postprocessing: Sequence[v0_5.PostprocessingDescr],
     description: str,
 ) -> v0_5.OutputTensorDescr:
     """The single output tensor (``b, c, [z,] y, x``)."""
-    axes = [v0_5.BatchAxis(), v0_5.ChannelAxis(channel_names=[v0_5.Identifier("restored")])]
+    axes: list[v0_5.OutputAxis] = [v0_5.BatchAxis(), v0_5.ChannelAxis(channel_names=[v0_5.Identifier("restored")])]
     axes += [_out_axis(layout, a) for a in layout.out_axes]
     return v0_5.OutputTensorDescr(
         id=OUTPUT_ID,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -166,11 +167,11 @@ def _citation(c: Any) -> dict[str, str]:
     raise ValueError(f"a citation needs 'text' and a 'doi' or 'url', got {c!r}")
 
 
-def load_metadata(src: Mapping[str, Any] | str | Path | None) -> ExportMetadata:
+def load_metadata(src: Mapping[str, Any] | str | os.PathLike[str] | None) -> ExportMetadata:
     """Metadata from a dict or a YAML file (``yaml.safe_load``)."""
     if src is None:
         return ExportMetadata()
-    if isinstance(src, (str, Path)):
+    if isinstance(src, (str, os.PathLike)):
         import yaml
 
         p = Path(src)

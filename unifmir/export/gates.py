@@ -19,9 +19,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:  # bioimageio is imported where it is used (import time)
+    from bioimageio.spec.model.v0_5 import AnyAxis, ModelDescr
+
+ExportedFormat = Literal["torchscript", "pytorch_state_dict", "onnx"]
+"""The weight formats an export writes (bioimage.io ``WeightsFormat`` names bioimageio.core runs)."""
 
 __all__ = [
     "GateResult",
@@ -103,7 +109,7 @@ def raise_on_failure(results: Sequence[GateResult]) -> None:
 # bioimageio.core test_model
 
 
-def gate_test_model(source: Path | Any, weight_formats: Iterable[str]) -> list[GateResult]:
+def gate_test_model(source: Path | ModelDescr, weight_formats: Iterable[ExportedFormat]) -> list[GateResult]:
     """Run ``bioimageio.core.test_model`` once per weight format."""
     from bioimageio.core import test_model
 
@@ -128,7 +134,7 @@ def gate_test_model(source: Path | Any, weight_formats: Iterable[str]) -> list[G
 # tiled vs whole image
 
 
-def _predict_array(descr: Any, pp: Any, array: np.ndarray, ns: Mapping[str, int] | None) -> np.ndarray:
+def _predict_array(descr: ModelDescr, pp: Any, array: np.ndarray, ns: Mapping[str, int] | None) -> np.ndarray:
     from bioimageio.core import Tensor
     from bioimageio.core.digest_spec import create_sample_for_model
 
@@ -151,7 +157,7 @@ def _predict_array(descr: Any, pp: Any, array: np.ndarray, ns: Mapping[str, int]
     return np.asarray(t.data)
 
 
-def tiling_plan(descr: Any, halo_in: Mapping[str, int]) -> tuple[dict[str, int], dict[str, int]]:
+def tiling_plan(descr: ModelDescr, halo_in: Mapping[str, int]) -> tuple[dict[str, int], dict[str, int]]:
     """Block parameters and a matching image size for the block-artifact gate.
 
     Per parameterised input axis (halo ``h``, step ``st``): blocks of at least ``4h + 2st`` and an
@@ -163,11 +169,13 @@ def tiling_plan(descr: Any, halo_in: Mapping[str, int]) -> tuple[dict[str, int],
     isotropic z). Returns ``(ns per axis id, image size per axis id)``; bioimageio.core turns
     ``ns=0`` into 10, so every ``ns`` is >= 1.
     """
+    from bioimageio.spec.model.v0_5 import ParameterizedSize
+
     ns: dict[str, int] = {}
     image: dict[str, int] = {}
     for a in descr.inputs[0].axes:
-        size = getattr(a, "size", None)
-        if not hasattr(size, "step"):
+        size = a.size
+        if not isinstance(size, ParameterizedSize):
             continue
         aid, mn, st = str(a.id), int(size.min), int(size.step)
         h = int(halo_in.get(aid, 0))
@@ -178,12 +186,12 @@ def tiling_plan(descr: Any, halo_in: Mapping[str, int]) -> tuple[dict[str, int],
 
 
 def gate_tiled_vs_whole(
-    descr: Any,
+    descr: ModelDescr,
     array: np.ndarray,
     *,
     ns: Mapping[str, int],
     tolerance: float = TILED_TOLERANCE,
-    weight_format: str = "torchscript",
+    weight_format: ExportedFormat = "torchscript",
 ) -> GateResult:
     """Compare blockwise (blocks ``min + ns*step`` per axis) and whole-image prediction.
 
@@ -191,12 +199,14 @@ def gate_tiled_vs_whole(
     smaller than the image along at least one axis (else the gate would compare a thing with
     itself, and it says so). See :func:`tiling_plan` for ``ns``.
     """
+    from bioimageio.spec.model.v0_5 import ParameterizedSize
+
     inp = descr.inputs[0]
     sizes = dict(zip((str(a.id) for a in inp.axes), array.shape))
     smaller = []
     for a in inp.axes:
-        size = getattr(a, "size", None)
-        if hasattr(size, "step") and str(a.id) in ns:
+        size = a.size
+        if isinstance(size, ParameterizedSize) and str(a.id) in ns:
             block = size.min + ns[str(a.id)] * size.step
             if block < sizes[str(a.id)]:
                 smaller.append(f"{a.id}: block {block} < image {sizes[str(a.id)]}")
@@ -235,7 +245,7 @@ class TilingPlan:
     """Input halo along ``axis``."""
 
 
-def tiling_plans(descr: Any, halo_in: Mapping[str, int]) -> list[TilingPlan]:
+def tiling_plans(descr: ModelDescr, halo_in: Mapping[str, int]) -> list[TilingPlan]:
     """One block-artifact run per parameterised input axis, each as small as the check allows.
 
     bioimageio.core cuts every axis that has a halo into at least two blocks (inner size = block -
@@ -255,11 +265,13 @@ def tiling_plans(descr: Any, halo_in: Mapping[str, int]) -> list[TilingPlan]:
     suffices for blocks cut along several at once. Steps keep block starts on the network's grid
     (window, lenslets, isotropic z).
     """
-    axes = [a for a in descr.inputs[0].axes if hasattr(getattr(a, "size", None), "step")]
-    mins = {str(a.id): int(a.size.min) for a in axes}
+    from bioimageio.spec.model.v0_5 import ParameterizedSize
+
+    axes = [(str(a.id), a.size) for a in descr.inputs[0].axes if isinstance(a.size, ParameterizedSize)]
+    mins = {aid: int(size.min) for aid, size in axes}
     plans: list[TilingPlan] = []
-    for a in axes:
-        aid, mn, st = str(a.id), int(a.size.min), int(a.size.step)
+    for aid, size in axes:
+        mn, st = int(size.min), int(size.step)
         h = int(halo_in.get(aid, 0))
         n = max(0, math.ceil((4 * h + st - mn) / st)) if st else 0
         block = mn + n * st
@@ -268,7 +280,7 @@ def tiling_plans(descr: Any, halo_in: Mapping[str, int]) -> list[TilingPlan]:
     return plans
 
 
-def _descr_with_halo_only_on(descr: Any, axis: str) -> Any:
+def _descr_with_halo_only_on(descr: ModelDescr, axis: str) -> Any:
     """``descr`` with every output halo except the one on ``axis`` set to 0 (for one gate run)."""
     outputs = []
     for t in descr.outputs:
@@ -281,11 +293,11 @@ def _descr_with_halo_only_on(descr: Any, axis: str) -> Any:
 
 
 def gate_tiled_vs_whole_per_axis(
-    descr: Any,
+    descr: ModelDescr,
     runs: Sequence[tuple[TilingPlan, np.ndarray]],
     *,
     tolerance: float = TILED_TOLERANCE,
-    weight_format: str = "torchscript",
+    weight_format: ExportedFormat = "torchscript",
 ) -> GateResult:
     """Block-artifact gate, one run per axis (see :func:`tiling_plans`; images of ``plan.image``).
 
@@ -330,8 +342,8 @@ def gate_tiled_vs_whole_per_axis(
 # deepImageJ
 
 
-def _axis_letter(a: Any) -> str:
-    t = str(getattr(a, "type", ""))
+def _axis_letter(a: AnyAxis) -> str:
+    t = str(a.type)
     if t == "batch":
         return "b"
     if t == "channel":
@@ -341,11 +353,13 @@ def _axis_letter(a: Any) -> str:
     return str(a.id)
 
 
-def jdll_output_shape(descr: Any, input_sizes: Mapping[str, int], tile: bool = True) -> dict[str, int]:
+def jdll_output_shape(descr: ModelDescr, input_sizes: Mapping[str, int], tile: bool = True) -> dict[str, int]:
     """Output tile size as JDLL's ``TileMaker.getOutputTiles`` computes it (see describe.py).
 
     Raises ``ValueError`` with JDLL's message where JDLL would refuse the description.
     """
+    from bioimageio.spec.model.v0_5 import SizeReference
+
     inp = descr.inputs[0]
     in_letters = [_axis_letter(a) for a in inp.axes]
     out: dict[str, int] = {}
@@ -355,7 +369,7 @@ def jdll_output_shape(descr: Any, input_sizes: Mapping[str, int], tile: bool = T
             out[letter] = input_sizes.get("b", 1)
             continue
         if letter == "c":
-            out[letter] = len(ax.channel_names)
+            out[letter] = _channels(ax)
             continue
         size = ax.size
         scale = float(getattr(ax, "scale", 1.0))
@@ -367,7 +381,7 @@ def jdll_output_shape(descr: Any, input_sizes: Mapping[str, int], tile: bool = T
             if math.floor(size * factor) != size * factor:
                 raise ValueError("Model specs too complex for JDLL (non-integer fixed-axis factor)")
             out[letter] = int(size * factor)
-        elif hasattr(size, "tensor_id"):
+        elif isinstance(size, SizeReference):
             ref = str(size.axis_id)
             out[letter] = int(input_sizes[ref] * scale + 2 * float(size.offset))
         else:
@@ -375,42 +389,59 @@ def jdll_output_shape(descr: Any, input_sizes: Mapping[str, int], tile: bool = T
     return out
 
 
-def _core_output_shape(descr: Any, input_sizes: Mapping[str, int]) -> dict[str, int]:
+def _core_output_shape(descr: ModelDescr, input_sizes: Mapping[str, int]) -> dict[str, int]:
     from bioimageio.spec.model.v0_5 import AxisId
 
     inp = descr.inputs[0]
     sizes = {inp.id: {AxisId(_axis_id(a)): input_sizes[_axis_letter(a)] for a in inp.axes}}
     res = descr.get_output_tensor_sizes(sizes)[descr.outputs[0].id]
-    return {_letter_of_id(descr, str(k)): int(v) for k, v in res.items()}
+    return {_letter_of_id(descr, str(k)): _fixed(k, v) for k, v in res.items()}
 
 
-def _axis_id(a: Any) -> str:
+def _fixed(axis: object, size: object) -> int:
+    if not isinstance(size, int):
+        raise ValueError(f"output axis {axis} has a data-dependent size ({size!r}); unifmir outputs have fixed sizes")
+    return size
+
+
+def _channels(a: AnyAxis) -> int:
+    """Number of channels of a channel axis (1 for any other axis)."""
+    from bioimageio.spec.model.v0_5 import ChannelAxis
+
+    return len(a.channel_names) if isinstance(a, ChannelAxis) else 1
+
+
+def _axis_id(a: AnyAxis) -> str:
     return str(a.id)
 
 
-def _letter_of_id(descr: Any, axis_id: str) -> str:
+def _letter_of_id(descr: ModelDescr, axis_id: str) -> str:
     for a in descr.outputs[0].axes:
         if str(a.id) == axis_id:
             return _axis_letter(a)
     return axis_id
 
 
-def _valid_input_sizes(descr: Any, n: int) -> dict[str, int]:
+def _valid_input_sizes(descr: ModelDescr, n: int) -> dict[str, int]:
+    from bioimageio.spec.model.v0_5 import ParameterizedSize
+
     sizes: dict[str, int] = {}
     for a in descr.inputs[0].axes:
         letter = _axis_letter(a)
         if letter == "b":
             sizes[letter] = 1
         elif letter == "c":
-            sizes[letter] = len(a.channel_names)
+            sizes[letter] = _channels(a)
         elif isinstance(a.size, int):
             sizes[letter] = a.size
-        else:
+        elif isinstance(a.size, ParameterizedSize):
             sizes[letter] = a.size.min + n * a.size.step
+        else:
+            raise ValueError(f"input axis {a.id} has no size of its own ({a.size!r})")
     return sizes
 
 
-def gate_deepimagej(descr: Any, test_input: np.ndarray, percentiles: tuple[float, float] | None) -> GateResult:
+def gate_deepimagej(descr: ModelDescr, test_input: np.ndarray, percentiles: tuple[float, float] | None) -> GateResult:
     """deepImageJ/JDLL constraints (see module docstring)."""
     from unifmir.export.tensors import check_percentile_agreement
 

@@ -44,9 +44,12 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:  # torch is imported only where it is used
+    import torch
 
 __all__ = [
     "LIBTORCH_VERSION",
@@ -411,7 +414,7 @@ def ensure_loader(libtorch_dir: str | os.PathLike | None = None) -> Path:
 
 # (numpy kind, itemsize) -> dtype code of the loader's tensor files
 _DTYPE_CODES: dict[tuple[str, int], int] = {("f", 4): 0, ("f", 8): 1, ("i", 4): 2, ("i", 8): 3, ("u", 1): 4, ("b", 1): 5}
-_CODE_DTYPES = {0: np.dtype("<f4"), 1: np.dtype("<f8"), 2: np.dtype("<i4"), 3: np.dtype("<i8"), 4: np.dtype("u1"), 5: np.dtype("?")}
+_CODE_DTYPES: dict[int, np.dtype[Any]] = {0: np.dtype("<f4"), 1: np.dtype("<f8"), 2: np.dtype("<i4"), 3: np.dtype("<i8"), 4: np.dtype("u1"), 5: np.dtype("?")}
 
 
 def write_tensor_file(path: str | os.PathLike, array: Any) -> None:
@@ -460,7 +463,7 @@ def _as_list(x: Any) -> list[np.ndarray]:
 
 
 def check_torchscript(
-    ts_path: str | os.PathLike | Any,
+    ts_path: str | os.PathLike | torch.jit.ScriptModule,
     inputs: Sequence[np.ndarray] | np.ndarray,
     expected: Sequence[np.ndarray] | np.ndarray | None = None,
     atol: float = 1e-4,
@@ -493,7 +496,7 @@ def check_torchscript(
     exe = ensure_loader()
     with tempfile.TemporaryDirectory(prefix="unifmir-libtorch-") as tmp_str:
         tmp = Path(tmp_str)
-        if is_file:
+        if isinstance(ts_path, (str, os.PathLike)):
             model_path = Path(ts_path)
         else:  # a ScriptModule
             model_path = tmp / "model.pt"

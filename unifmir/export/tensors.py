@@ -22,12 +22,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from unifmir.export.describe import TensorLayout
 from unifmir.tasks import TaskSpec, get_task
+
+if TYPE_CHECKING:  # torch is imported only where it is used
+    from unifmir.predict.modules import TaskModule
 
 __all__ = [
     "PercentileCheck",
@@ -205,7 +208,7 @@ def write_sample_tiff(path: Path, layout: TensorLayout, user_image: np.ndarray) 
 # memory model of one whole-image run
 
 
-def _fake_stages(task_module: Any, user_shape: Sequence[int]) -> tuple[list[tuple[int, ...]], int]:
+def _fake_stages(task_module: TaskModule, user_shape: Sequence[int]) -> tuple[list[tuple[int, int, int, int]], int]:
     """Run ``views`` and ``global_stage`` on fake tensors (shapes only, no memory, no compute).
 
     Returns the local stage's input shapes and the largest output (elements) of any submodule the
@@ -227,21 +230,26 @@ def _fake_stages(task_module: Any, user_shape: Sequence[int]) -> tuple[list[tupl
             x = torch.empty((1, 1, *[int(n) for n in user_shape]))
             views = task_module.views(x)
             largest[0] = 0
-            shapes = [tuple(int(n) for n in task_module.global_stage(v).shape) for v in views]
+            shapes = [_nchw(task_module.global_stage(v).shape) for v in views]
     finally:
         for h in handles:
             h.remove()
     return shapes, largest[0]
 
 
-def local_calls(task_module: Any, user_shape: Sequence[int]) -> list[tuple[int, int, int, int]]:
+def _nchw(shape: Sequence[int]) -> tuple[int, int, int, int]:
+    n, c, h, w = (int(d) for d in shape)  # the local stage takes batches of 2-D images
+    return n, c, h, w
+
+
+def local_calls(task_module: TaskModule, user_shape: Sequence[int]) -> list[tuple[int, int, int, int]]:
     """``(n, c, h, w)`` of each batch of 2-D images the local stage sees for one input of
     ``user_shape`` (user axes, batch 1): the module's own ``views`` and ``global_stage`` run on fake
     tensors (shapes only)."""
-    return _fake_stages(task_module, user_shape)[0]  # type: ignore[return-value]
+    return _fake_stages(task_module, user_shape)[0]
 
 
-def estimate_run_bytes(task_module: Any, user_shape: Sequence[int]) -> int:
+def estimate_run_bytes(task_module: TaskModule, user_shape: Sequence[int]) -> int:
     """Estimated peak bytes of one whole-image forward of ``task_module`` on ``user_shape``.
 
     * local stage (``task_module.chunk`` 2-D images per call): ``bytes_per_pixel`` x the pixels of
@@ -253,8 +261,8 @@ def estimate_run_bytes(task_module: Any, user_shape: Sequence[int]) -> int:
     from unifmir.predict.api import bytes_per_pixel
 
     calls, global_largest = _fake_stages(task_module, user_shape)
-    chunk = int(getattr(task_module, "chunk", 1)) or 1
-    scale = int(getattr(task_module, "scale", 1))
+    chunk = int(task_module.chunk) or 1
+    scale = int(task_module.scale)
     per_call = max(min(n, chunk) * h * w for n, _, h, w in calls)
     held = sum(n * (c + scale * scale) * h * w for n, c, h, w in calls)
     local = bytes_per_pixel(task_module) * per_call
@@ -262,7 +270,7 @@ def estimate_run_bytes(task_module: Any, user_shape: Sequence[int]) -> int:
 
 
 def fit_test_shape(
-    layout: TensorLayout, task_module: Any, shape: Sequence[int], budget: int = TEST_RUN_BUDGET
+    layout: TensorLayout, task_module: TaskModule, shape: Sequence[int], budget: int = TEST_RUN_BUDGET
 ) -> tuple[int, ...]:
     """The largest valid user-axes shape <= ``shape`` whose whole-image run fits ``budget``.
 
@@ -293,7 +301,7 @@ def fit_test_shape(
 
 
 def fit_test_input(
-    image: np.ndarray, layout: TensorLayout, task_module: Any, budget: int = TEST_RUN_BUDGET
+    image: np.ndarray, layout: TensorLayout, task_module: TaskModule, budget: int = TEST_RUN_BUDGET
 ) -> np.ndarray:
     """``image`` (user axes) cropped about its centre to :func:`fit_test_shape` (unchanged if it fits)."""
     shape = fit_test_shape(layout, task_module, image.shape, budget)

@@ -33,6 +33,8 @@ from unifmir.export import _architecture
 from unifmir.export._adapter import BioimageAdapter
 from unifmir.export.describe import TensorLayout
 from unifmir.model.factory import single_task_kwargs
+from unifmir.model.network import input_channels, network_config
+from unifmir.predict.modules import TaskModule
 from unifmir.tasks import TaskSpec, get_task
 
 __all__ = [
@@ -58,7 +60,7 @@ ONNX_OPSET = 17
 # the exported module
 
 
-def _task_module(net: nn.Module, task: str, two_d: bool) -> tuple[nn.Module, str, dict[str, Any]]:
+def _task_module(net: nn.Module, task: str, two_d: bool) -> tuple[TaskModule, str, dict[str, Any]]:
     """The prediction layer's whole-image task module for ``net``: (module, class name, kwargs).
 
     ``kwargs`` are its constructor arguments besides ``net``. The 2D denoise variant
@@ -70,10 +72,11 @@ def _task_module(net: nn.Module, task: str, two_d: bool) -> tuple[nn.Module, str
     if two_d:
         if spec.task_module_2d is None:
             raise ValueError("the 2D variant exists for the denoise task only")
-        if int(getattr(net, "in_chans", 1)) != 1:
+        in_chans = input_channels(net)
+        if in_chans is not None and in_chans != 1:
             raise ValueError(
                 f"the 2D denoise variant needs a single-slice network (in_chans 1), this one takes "
-                f"{getattr(net, 'in_chans', '?')} slices; export the 3D stack variant instead"
+                f"{in_chans} slices; export the 3D stack variant instead"
             )
         cls: type[pm.TaskModule] = pm.MODULE_CLASSES[spec.task_module_2d]
     else:
@@ -110,9 +113,7 @@ def architecture_kwargs(net: nn.Module, task: str, layout: TensorLayout, two_d: 
     ``task_module_kwargs``: the whole-image task module and its constructor keywords besides the
     network; ``drop_singleton_z`` / ``vcd_normalize``: the adapter's.
     """
-    config = getattr(net, "config", None)
-    if config is None:
-        raise ValueError("the network has no .config (build it with unifmir.build_model or load_any)")
+    config = network_config(net)
     spec = get_task(task)
     net_cls, net_kwargs = single_task_kwargs(spec.name, config)
     if type(net) is not net_cls:
@@ -176,7 +177,7 @@ def _unchunked(module: nn.Module) -> Iterator[None]:
     would only work for that number. With one chunk covering any size, the single slice
     ``[0:chunk]`` is size-independent.
     """
-    saved = [(m, m.chunk) for m in module.modules() if isinstance(getattr(m, "chunk", None), int)]
+    saved = [(m, m.chunk) for m in module.modules() if isinstance(m, TaskModule)]
     try:
         for m, _ in saved:
             m.chunk = 1 << 30
@@ -307,7 +308,7 @@ def _write_onnx_checked(
                 torch.onnx.export(
                     target,
                     (examples[-1] if method == "script" else examples[0],),  # script: any size, the smallest
-                    buf,
+                    buf,  # type: ignore[arg-type]  # the legacy exporter (dynamo=False) writes to file objects; torch annotates `f` as a path only
                     opset_version=ONNX_OPSET,
                     input_names=["input"],
                     output_names=["output"],

@@ -275,7 +275,8 @@ def _describe_network(rdf: Mapping[str, Any], where: str) -> tuple[str, ModelCon
         return task, cfg, _two_d(task, kwargs.get("wrapper")), "kwargs(task, config)"
     if isinstance(kwargs, Mapping) and isinstance(kwargs.get("network_kwargs"), Mapping):
         nk = kwargs["network_kwargs"]
-        tk = kwargs.get("task_module_kwargs") if isinstance(kwargs.get("task_module_kwargs"), Mapping) else {}
+        tk_v = kwargs.get("task_module_kwargs")
+        tk: Mapping[str, Any] = tk_v if isinstance(tk_v, Mapping) else {}
         task = _task(nk.get("task", tk.get("task")), f"{where} architecture kwargs")
         cfg = _config_from_network_kwargs(task, nk, f"{where} architecture kwargs.network_kwargs")
         return task, cfg, _two_d(task, kwargs.get("task_module")), "kwargs(network_kwargs)"

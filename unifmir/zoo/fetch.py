@@ -14,6 +14,7 @@ import re
 import shutil
 import tarfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,7 +200,7 @@ def fetch_official(url: str = RELEASE_URL, cache: Path | None = None, *, progres
     or when the unpacked release lacks checkpoints or holds one that does not load.
     """
     cache = Path(cache) if cache is not None else default_cache_dir()
-    name = Path(urllib.request.urlparse(url).path).name or "model.tgz"
+    name = Path(urllib.parse.urlparse(url).path).name or "model.tgz"
     if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256.strip()):
         raise FetchError(f"--sha256 {sha256!r} is not a sha256 digest (64 hexadecimal digits)")
     dest = cache / "official" / name.split(".")[0]
