@@ -1,48 +1,55 @@
 """Data handling: image I/O and validation, normalisation, synthetic ground truth, per-task
 forward models, the on-disk dataset layout and PyTorch training datasets.
 
-Submodules are imported lazily (``from unifmir.data import io`` or ``unifmir.data.read_image``)
-so that importing one part never pulls in torch or scipy unnecessarily.
+Public names are imported lazily (:mod:`unifmir._lazy`; ``from unifmir.data import io`` or
+``unifmir.data.read_image``) so that importing one part never pulls in torch or scipy unnecessarily.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from typing import TYPE_CHECKING
 
-_LAZY = {
-    "read_image": "io",
-    "write_image": "io",
-    "validate_image": "io",
-    "check_pair": "io",
-    "ImageMeta": "io",
-    "ImageError": "io",
-    "percentile_normalize": "normalize",
-    "denormalize": "normalize",
-    "vcd_normalize": "normalize",
-    "vcd_denormalize": "normalize",
-    "normalize_for_task": "normalize",
-    "NormStats": "normalize",
-    "make_pair": "forward",
-    "synthesize": "forward",
-    "SynthPair": "forward",
-    "synthesize_dataset": "pairs",
-    "load_dataset_info": "pairs",
-    "list_pairs": "pairs",
-    "DatasetInfo": "pairs",
-    "PatchDataset": "datasets",
-    "whole_image_pairs": "datasets",
-    "lightfield_to_views": "datasets",
-    "views_to_lightfield": "datasets",
-}
+from unifmir._lazy import attach
 
-__all__ = sorted(_LAZY)
+if TYPE_CHECKING:
+    from .datasets import PatchDataset, lightfield_to_views, views_to_lightfield, whole_image_pairs
+    from .forward import SynthPair, make_pair, synthesize
+    from .io import ImageError, ImageMeta, check_pair, read_image, validate_image, write_image
+    from .normalize import (
+        NormStats,
+        denormalize,
+        normalize_for_task,
+        percentile_normalize,
+        vcd_denormalize,
+        vcd_normalize,
+    )
+    from .pairs import DatasetInfo, list_pairs, load_dataset_info, synthesize_dataset
 
+__all__ = [
+    "DatasetInfo",
+    "ImageError",
+    "ImageMeta",
+    "NormStats",
+    "PatchDataset",
+    "SynthPair",
+    "check_pair",
+    "denormalize",
+    "lightfield_to_views",
+    "list_pairs",
+    "load_dataset_info",
+    "make_pair",
+    "normalize_for_task",
+    "percentile_normalize",
+    "read_image",
+    "synthesize",
+    "synthesize_dataset",
+    "validate_image",
+    "vcd_denormalize",
+    "vcd_normalize",
+    "views_to_lightfield",
+    "whole_image_pairs",
+    "write_image",
+]
 
-def __getattr__(name: str) -> Any:
-    mod = _LAZY.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'unifmir.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
-    globals()[name] = value
-    return value
+if not TYPE_CHECKING:  # checkers see the imports above, not a catch-all __getattr__
+    __getattr__, __dir__ = attach(__name__, __file__, __all__)

@@ -10,18 +10,19 @@ This package never imports ``unifmir.training``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-__all__ = ["export_model", "ExportReport", "GateError"]
+from unifmir._lazy import attach
 
+if TYPE_CHECKING:
+    from .bundle import ExportReport, export_model
+    from .gates import GateError
 
-def __getattr__(name: str) -> Any:
-    if name in ("export_model", "ExportReport"):
-        from unifmir.export import bundle
+__all__ = [
+    "export_model",
+    "ExportReport",
+    "GateError",
+]
 
-        return getattr(bundle, name)
-    if name == "GateError":
-        from unifmir.export.gates import GateError
-
-        return GateError
-    raise AttributeError(f"module 'unifmir.export' has no attribute {name!r}")
+if not TYPE_CHECKING:  # checkers see the imports above, not a catch-all __getattr__
+    __getattr__, __dir__ = attach(__name__, __file__, __all__)

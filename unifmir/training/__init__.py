@@ -15,45 +15,62 @@ registry), :mod:`.sampling` (resumable distributed sampling), :mod:`.loop` (the 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from typing import TYPE_CHECKING
 
-_LAZY = {
-    "TrainConfig": "config",
-    "ModelSection": "config",
-    "DataSection": "config",
-    "OptimSection": "config",
-    "ScheduleSection": "config",
-    "LossSection": "config",
-    "LoggingSection": "config",
-    "CheckpointSection": "config",
-    "EarlyStopping": "config",
-    "ConfigError": "config",
-    "load_config": "config",
-    "save_config": "config",
-    "config_from_dict": "config",
-    "finetune_config": "config",
-    "pretrain_config": "config",
-    "train": "loop",
-    "TrainResult": "loop",
-    "StepInfo": "loop",
-    "TrainingDiverged": "loop",
-    "StagedL1": "losses",
-    "InitReport": "finetune",
-    "prepare_finetune_model": "finetune",
-    "prepare_pretrain_model": "pretrain",
-    "TaskSampler": "pretrain",
-    "finetune": "api",
-    "pretrain": "api",
-}
+from unifmir._lazy import attach
 
-__all__ = list(_LAZY)
+if TYPE_CHECKING:
+    from .api import finetune, pretrain
+    from .config import (
+        CheckpointSection,
+        ConfigError,
+        DataSection,
+        EarlyStopping,
+        LoggingSection,
+        LossSection,
+        ModelSection,
+        OptimSection,
+        ScheduleSection,
+        TrainConfig,
+        config_from_dict,
+        finetune_config,
+        load_config,
+        pretrain_config,
+        save_config,
+    )
+    from .finetune import InitReport, prepare_finetune_model
+    from .loop import StepInfo, TrainResult, TrainingDiverged, train
+    from .losses import StagedL1
+    from .pretrain import TaskSampler, prepare_pretrain_model
 
+__all__ = [
+    "TrainConfig",
+    "ModelSection",
+    "DataSection",
+    "OptimSection",
+    "ScheduleSection",
+    "LossSection",
+    "LoggingSection",
+    "CheckpointSection",
+    "EarlyStopping",
+    "ConfigError",
+    "load_config",
+    "save_config",
+    "config_from_dict",
+    "finetune_config",
+    "pretrain_config",
+    "train",
+    "TrainResult",
+    "StepInfo",
+    "TrainingDiverged",
+    "StagedL1",
+    "InitReport",
+    "prepare_finetune_model",
+    "prepare_pretrain_model",
+    "TaskSampler",
+    "finetune",
+    "pretrain",
+]
 
-def __getattr__(name: str) -> Any:
-    mod = _LAZY.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'unifmir.training' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
-    globals()[name] = value
-    return value
+if not TYPE_CHECKING:  # checkers see the imports above, not a catch-all __getattr__
+    __getattr__, __dir__ = attach(__name__, __file__, __all__)
