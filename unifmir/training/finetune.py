@@ -151,6 +151,7 @@ def _load_source(init: str) -> nn.Module:
 
 def prepare_finetune_model(config: TrainConfig) -> tuple[nn.Module, InitReport]:
     """Build and initialise the single-task network of ``config`` (in training mode, on CPU)."""
+    from unifmir.model.checkpoints import single_task_config
     from unifmir.model.config import resolve_config
     from unifmir.model.factory import build_model
 
@@ -163,15 +164,14 @@ def prepare_finetune_model(config: TrainConfig) -> tuple[nn.Module, InitReport]:
         report = InitReport(source="scratch", fresh=list(model.state_dict()))
     else:
         src = _load_source(config.init)
-        base = src.config.model_dump()
-        if src.task is None:
-            base.update(spec.multi_task_fields)  # e.g. projection: the multi-task task-4 path
+        if src.task is None:  # the multi-task model: this task's part of it (the rule extract_task uses)
+            base = single_task_config(src.config, task).model_dump()
+        else:
+            base = src.config.model_dump()
         if other_task(src.task, task):
             # another task's network: keep its sizes, take channels/scale from the registry
             base["in_chans"] = None
             base["upscale"] = None
-        if src.task is None and spec.tail != "upsample":
-            base["upscale"] = None  # the multi-task config's upscale is the upsampling (SR) tail's
         base.update(overrides)
         cfg = resolve_config(base)
         model = build_model(task, cfg)
