@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -193,7 +193,7 @@ def minmax_255(x: np.ndarray, axes: tuple[int, ...] = (-2, -1)) -> np.ndarray:
 def evaluate_pair(
     pred: Any,
     gt: Any,
-    protocol: Literal["care", "unifmir"],
+    protocol: str,
     axes: str | None = None,
 ) -> dict[str, float]:
     """PSNR, SSIM and NRMSE of ``pred`` against ``gt`` under ``protocol`` (see :data:`PROTOCOLS`;

@@ -121,9 +121,8 @@ def gate_test_model(source: Path | ModelDescr, weight_formats: Iterable[Exported
         if not ok:
             errs = []
             for d in summary.details:
-                for e in getattr(d, "errors", []) or []:
-                    errs.append(f"{d.name}: {getattr(e, 'msg', e)}")
-                if getattr(d, "status", "passed") == "failed" and not getattr(d, "errors", None):
+                errs += [f"{d.name}: {e.msg}" for e in d.errors]
+                if d.status == "failed" and not d.errors:
                     errs.append(f"{d.name} failed")
             detail = "; ".join(errs)[:2000] or summary.status
         results.append(GateResult(f"test_model[{wf}]", ok, detail))
@@ -285,7 +284,7 @@ def _descr_with_halo_only_on(descr: ModelDescr, axis: str) -> Any:
     outputs = []
     for t in descr.outputs:
         axes = [
-            ax.model_copy(update={"halo": 0}) if getattr(ax, "halo", None) and str(ax.id) != axis else ax
+            ax.model_copy(update={"halo": 0}) if _halo(ax) and str(ax.id) != axis else ax
             for ax in t.axes
         ]
         outputs.append(t.model_copy(update={"axes": axes}))
@@ -404,6 +403,13 @@ def _fixed(axis: object, size: object) -> int:
     return size
 
 
+def _halo(a: AnyAxis) -> int:
+    """The halo of an output axis (0 for axes without one)."""
+    from bioimageio.spec.model.v0_5 import SpaceOutputAxisWithHalo, TimeOutputAxisWithHalo
+
+    return int(a.halo) if isinstance(a, (SpaceOutputAxisWithHalo, TimeOutputAxisWithHalo)) else 0
+
+
 def _channels(a: AnyAxis) -> int:
     """Number of channels of a channel axis (1 for any other axis)."""
     from bioimageio.spec.model.v0_5 import ChannelAxis
@@ -443,6 +449,8 @@ def _valid_input_sizes(descr: ModelDescr, n: int) -> dict[str, int]:
 
 def gate_deepimagej(descr: ModelDescr, test_input: np.ndarray, percentiles: tuple[float, float] | None) -> GateResult:
     """deepImageJ/JDLL constraints (see module docstring)."""
+    from bioimageio.spec.model.v0_5 import ClipDescr, ScaleRangeDescr
+
     from unifmir.export.tensors import check_percentile_agreement
 
     problems: list[str] = []
@@ -458,10 +466,9 @@ def gate_deepimagej(descr: ModelDescr, test_input: np.ndarray, percentiles: tupl
         for p in procs:
             if p.id not in DEEPIMAGEJ_PROCESSING:
                 problems.append(f"tensor {t.id}: processing {p.id!r} is not implemented by deepImageJ")
-            kw = getattr(p, "kwargs", None)
-            if p.id == "scale_range" and getattr(kw, "reference_tensor", None) is not None:
+            if isinstance(p, ScaleRangeDescr) and p.kwargs.reference_tensor is not None:
                 problems.append(f"tensor {t.id}: scale_range with reference_tensor is not supported by deepImageJ")
-            if p.id == "clip" and (getattr(kw, "min", None) is None or getattr(kw, "max", None) is None):
+            if isinstance(p, ClipDescr) and (p.kwargs.min is None or p.kwargs.max is None):
                 problems.append(f"tensor {t.id}: deepImageJ's clip needs both min and max")
     if percentiles is not None:
         chk = check_percentile_agreement(test_input, percentiles)
@@ -478,7 +485,7 @@ def gate_deepimagej(descr: ModelDescr, test_input: np.ndarray, percentiles: tupl
             problems.append(f"size rule: input {sizes}: JDLL gives {jd}, bioimageio.core {core}")
         else:
             for ax in descr.outputs[0].axes:
-                halo = int(getattr(ax, "halo", 0) or 0)
+                halo = _halo(ax)
                 letter = _axis_letter(ax)
                 if halo and jd[letter] - 2 * halo <= 0:
                     problems.append(f"size rule: output {letter} tile {jd[letter]} <= 2*halo {2 * halo}")

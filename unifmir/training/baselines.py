@@ -75,7 +75,7 @@ def bicubic_upsampling(
     arr = _as_float(image)
     if target_shape is None:
         target_shape = (arr.shape[-2] * spec.scale, arr.shape[-1] * spec.scale)
-    return {"bicubic": _resize_2d(arr, tuple(target_shape[-2:]), "bicubic")}
+    return {"bicubic": _resize_2d(arr, (int(target_shape[-2]), int(target_shape[-1])), "bicubic")}
 
 
 def noisy_and_gaussian(
@@ -123,7 +123,7 @@ def linear_z_interpolation(
             factor = max(1, int(round(depth / nz)))
     out = np.asarray(upsample_z(arr, factor, depth), dtype=np.float32)
     if target_shape is not None and out.shape[1:] != tuple(target_shape[1:]):
-        out = _resize_2d(out, tuple(target_shape[1:]), "bilinear")
+        out = _resize_2d(out, (int(target_shape[-2]), int(target_shape[-1])), "bilinear")
     return {"linear z interpolation": out}
 
 

@@ -315,9 +315,10 @@ def evaluate_checkpoint(
     agree with a single-task one.
     """
     from unifmir.model.checkpoints import load_any
+    from unifmir.model.network import network_task
 
     model = load_any(checkpoint, task=task)
-    model_task = getattr(model, "task", None) or task
+    model_task = network_task(model) or task
     if model_task is None:
         raise ValueError(f"{checkpoint} is a multi-task checkpoint; name the task to evaluate")
     if other_task(model_task, task):

@@ -67,9 +67,10 @@ def load_for_task(source: str | os.PathLike, task: str) -> torch.nn.Module:
     network of ``task`` (a multi-task checkpoint gives its ``task`` part, see
     :func:`unifmir.model.checkpoints.load_any`)."""
     from unifmir.model.checkpoints import load_any
+    from unifmir.model.network import network_task
 
     model = load_any(source, task=task)
-    model_task = getattr(model, "task", None)
+    model_task = network_task(model)
     if model_task is None or other_task(model_task, task):
         raise ValueError(f"{source} holds a {model_task or 'multi-task'!r} model, not a {task!r} one")
     return model.eval()
@@ -138,7 +139,7 @@ class TransferResult:
     def comparisons(self) -> list[tuple[str, str, str, float, bool]]:
         """``(metric, better arm, worse arm, difference of means, holds)`` for (c) vs (a), (b)."""
         s = self.evaluation.summary_by_method()
-        out = []
+        out: list[tuple[str, str, str, float, bool]] = []
         if ARM_FINETUNED not in s:
             return out
         for other in (ARM_SCRATCH, ARM_PRETRAINED):

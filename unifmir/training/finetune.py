@@ -154,6 +154,7 @@ def prepare_finetune_model(config: TrainConfig) -> tuple[nn.Module, InitReport]:
     from unifmir.model.checkpoints import single_task_config
     from unifmir.model.config import resolve_config
     from unifmir.model.factory import build_model
+    from unifmir.model.network import network_config, network_task
 
     spec = get_task(config.task)
     task = spec.name
@@ -164,24 +165,25 @@ def prepare_finetune_model(config: TrainConfig) -> tuple[nn.Module, InitReport]:
         report = InitReport(source="scratch", fresh=list(model.state_dict()))
     else:
         src = _load_source(config.init)
-        if src.task is None:  # the multi-task model: this task's part of it (the rule extract_task uses)
-            base = single_task_config(src.config, task).model_dump()
+        src_task = network_task(src)
+        if src_task is None:  # the multi-task model: this task's part of it (the rule extract_task uses)
+            base = single_task_config(network_config(src), task).model_dump()
         else:
-            base = src.config.model_dump()
-        if other_task(src.task, task):
+            base = network_config(src).model_dump()
+        if other_task(src_task, task):
             # another task's network: keep its sizes, take channels/scale from the registry
             base["in_chans"] = None
             base["upscale"] = None
         base.update(overrides)
         cfg = resolve_config(base)
         model = build_model(task, cfg)
-        copied, fresh = transfer_weights(model, task, src.state_dict(), src.task)
+        copied, fresh = transfer_weights(model, task, src.state_dict(), src_task)
         if not copied:
             raise ValueError(
                 f"no weight of {config.init} fits the {task!r} network (different sizes?); "
                 "use --from scratch or a checkpoint of the same model size"
             )
-        report = InitReport(source=str(config.init), source_task=src.task, copied=copied, fresh=fresh)
+        report = InitReport(source=str(config.init), source_task=src_task, copied=copied, fresh=fresh)
     if config.freeze_body:
         report.frozen = freeze_body(model)
     model.train()

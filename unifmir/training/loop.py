@@ -23,7 +23,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -45,6 +45,9 @@ from .config import TrainConfig, load_config, save_config, with_absolute_paths
 from .run_log import Progress, TrainLogger
 from .losses import StagedL1, match_size
 from .sampling import TaskStream, derive_seed, seeded_item
+
+if TYPE_CHECKING:
+    from unifmir.data.datasets import PatchDataset
 
 __all__ = ["train", "TrainResult", "StepInfo", "TrainingDiverged", "resolve_device", "forward_outputs",
            "make_dataset", "check_data"]
@@ -114,7 +117,7 @@ def resolve_device(spec: str | torch.device | None, info: ddp.DistInfo | None = 
 
 
 def make_dataset(root: Path, task: str, split: str, patch_size: int | None, seed: int,
-                 length: int | None, augment: bool) -> torch.utils.data.Dataset:
+                 length: int | None, augment: bool) -> PatchDataset:
     """The patch dataset of ``task`` (:class:`unifmir.data.datasets.PatchDataset`)."""
     from unifmir.data.datasets import PatchDataset
 
@@ -187,11 +190,12 @@ def _check_resume_config(saved: TrainConfig, new: TrainConfig) -> None:
     a, b = with_absolute_paths(saved).to_dict(), with_absolute_paths(new).to_dict()
     diffs = []
     for key in a:
-        if key in free and free[key] is None:
+        loose = free.get(key, set())
+        if loose is None:
             continue
         if key in free:
-            sa = {k: v for k, v in a[key].items() if k not in free[key]}
-            sb = {k: v for k, v in b[key].items() if k not in free[key]}
+            sa = {k: v for k, v in a[key].items() if k not in loose}
+            sb = {k: v for k, v in b[key].items() if k not in loose}
             if sa != sb:
                 diffs.append(key)
         elif a[key] != b[key]:

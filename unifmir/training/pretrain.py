@@ -52,6 +52,7 @@ def prepare_pretrain_model(config: TrainConfig) -> tuple[nn.Module, InitReport]:
     from unifmir.model.checkpoints import load_any
     from unifmir.model.config import resolve_config
     from unifmir.model.factory import build_model
+    from unifmir.model.network import network_config, network_task
 
     overrides = dict(config.model.overrides)
     if config.init == "scratch":
@@ -62,11 +63,11 @@ def prepare_pretrain_model(config: TrainConfig) -> tuple[nn.Module, InitReport]:
         from unifmir.predict.api import check_network
 
         check_network(src, None, source=config.init)  # NaN/Inf weights: named, before training starts
-        base = src.config.model_dump()
+        base = network_config(src).model_dump()
         base.update(overrides)
         base["in_chans"] = None
         model = build_model(None, resolve_config(base))
-        copied, fresh = transfer_weights(model, None, src.state_dict(), src.task)
-        report = InitReport(source=str(config.init), source_task=src.task, copied=copied, fresh=fresh)
+        copied, fresh = transfer_weights(model, None, src.state_dict(), network_task(src))
+        report = InitReport(source=str(config.init), source_task=network_task(src), copied=copied, fresh=fresh)
     model.train()
     return model, report

@@ -186,10 +186,11 @@ def verify_release(root: Path, *, require_all: bool = True,
 
 def _check_loads(model: OfficialModel, path: Path) -> None:
     from unifmir.model.checkpoints import load_official
+    from unifmir.model.network import network_task
 
     net = load_official(path, task=model.task)
-    if getattr(net, "task", None) != model.task:
-        raise FetchError(f"{path} loads as task {net.task!r}, expected {model.task!r}")
+    if network_task(net) != model.task:
+        raise FetchError(f"{path} loads as task {network_task(net)!r}, expected {model.task!r}")
 
 
 def fetch_official(url: str = RELEASE_URL, cache: Path | None = None, *, progress: bool = True,
