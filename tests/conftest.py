@@ -25,7 +25,7 @@ import pytest
 FIXTURES = Path(__file__).parent / "fixtures"
 REFERENCE = FIXTURES / "unifmir-reference"
 sys.path.insert(0, str(FIXTURES))  # makes `import compact` work in every test module
-# (`import bundle_checks` works because pytest puts this conftest's folder, tests/, on sys.path)
+# (the test folders are packages: shared helpers are imported relatively, `from ..bundle_checks import ...`)
 
 # long tests spread over the workers: "test" = one work unit per test, "param" = one unit per
 # parameter id shared by the listed functions of the module (the export tests of one task share

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from clitestlib import FIXTURES, Watch, can_write
+from .clitestlib import FIXTURES, Watch, can_write
 
 SIZES = {"sr": 16, "denoise": 16}
 

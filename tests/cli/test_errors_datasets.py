@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from clitestlib import assert_refused, cli
+from .clitestlib import assert_refused, cli
 
 # a fault per kind, put into the LAST pair of the split so that sampling would hit it late (or never)
 

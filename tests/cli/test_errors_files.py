@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from clitestlib import assert_refused, cli, hostile_pickle
+from .clitestlib import assert_refused, cli, hostile_pickle
 
 TINY = ["--quiet", "--patch-size", "16", "--batch-size", "1", "--device", "cpu"]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from clitestlib import REPO, cli, temp_debris, tree
+from .clitestlib import REPO, cli, temp_debris, tree
 
 KILLER = """
 import os, signal, sys

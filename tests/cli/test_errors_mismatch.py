@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from clitestlib import assert_refused, cli
+from .clitestlib import assert_refused, cli
 
 # (checkpoint fixture, wrong task, input image, words the message must hold: the fix names the right task)
 MISMATCHES = [
@@ -88,7 +88,7 @@ def _release(root: Path, files: dict[str, str]) -> Path:
     """An unpacked release whose run folders hold the given reference fixtures."""
     import compact
 
-    from clitestlib import FIXTURES
+    from .clitestlib import FIXTURES
     from unifmir.zoo.official import OFFICIAL_MODELS
 
     for run, fixture in files.items():

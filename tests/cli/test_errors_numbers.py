@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from clitestlib import assert_refused, cli
+from .clitestlib import assert_refused, cli
 
 TRAIN = ["--task", "sr", "--data", "ds_sr", "--out", "run", "--quiet"]
 CASES = {

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from clitestlib import assert_refused, cli
+from .clitestlib import assert_refused, cli
 
 
 def _argv(cmd: str, out: Path, world: Path) -> list[str]:

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from clitestlib import assert_refused, cli
+from .clitestlib import assert_refused, cli
 
 # ---------------------------------------------------------------------------------------------
 # inputs are never outputs

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from clitestlib import assert_refused, cli, run_subprocess
+from .clitestlib import assert_refused, cli, run_subprocess
 
 
 def test_user_errors_in_a_real_terminal_have_no_traceback(world) -> None:

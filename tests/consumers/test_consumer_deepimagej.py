@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import pytest
 import yaml
-from consumers_testlib import (
+from .consumers_testlib import (
     JDLL_OK,
     JavaUnavailableError,
     bundle_id,

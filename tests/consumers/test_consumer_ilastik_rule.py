@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from consumers_testlib import bundle_id, committed_bundles, read_rdf
+from .consumers_testlib import bundle_id, committed_bundles, read_rdf
 
 from unifmir.export.consumers import claimed_consumers, ilastik_shape_problems
 

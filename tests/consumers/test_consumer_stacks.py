@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from consumer_stacks import (
+from .consumer_stacks import (
     STACKS,
     StackUnavailableError,
     bioimage_test,
@@ -22,7 +22,7 @@ from consumer_stacks import (
     installed_versions,
     validate_format,
 )
-from consumers_testlib import bundle_id, committed_bundles, edited_copy, one_form_each, read_rdf
+from .consumers_testlib import bundle_id, committed_bundles, edited_copy, one_form_each, read_rdf
 
 from unifmir.export.consumers import claimed_consumers
 

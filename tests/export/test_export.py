@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from bundle_checks import assert_libtorch_reproduces_test_output, assert_shell_test_passes, shell_predict
+from ..bundle_checks import assert_libtorch_reproduces_test_output, assert_shell_test_passes, shell_predict
 
 from unifmir.export import describe as D
 from unifmir.export import gates, tensors, weights

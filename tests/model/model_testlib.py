@@ -1,6 +1,6 @@
 """Helpers for the network tests: reference fixtures rebuilt into exact state_dicts.
 
-Import as ``from model_testlib import ...`` (pytest puts ``tests/model`` on ``sys.path``).
+Import as ``from .model_testlib import ...`` (``tests`` and its folders are packages).
 """
 
 from __future__ import annotations

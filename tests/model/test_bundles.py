@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from bundle_checks import committed_bundle
+from ..bundle_checks import committed_bundle
 
 import unifmir
 from unifmir.model.bundles import BundleError, is_bundle_path, load_bundle, read_bundle_info

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model_testlib import fixture_state_dict
+from .model_testlib import fixture_state_dict
 from unifmir.model import build_model
 from unifmir.model import enlcn, swin, unet
 from unifmir.model.enlcn import ENLA, ENLCA, ENLCN, ResBlock

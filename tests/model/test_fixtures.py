@@ -15,7 +15,7 @@ import torch
 from unifmir.model.single import ProjectionNet, SwinIRNet, VolumetricNet
 from unifmir.model.multitask import UniFMIR
 
-from model_testlib import ATOL, fixture_state_dict, load_fixture, max_diff
+from .model_testlib import ATOL, fixture_state_dict, load_fixture, max_diff
 
 SWINIR = {"swinir_x2_in1": (2, 1), "swinir_x1_in1": (1, 1), "swinir_x1_in5": (1, 5)}
 ATTENTIONS = ["sdpa", "matmul"]

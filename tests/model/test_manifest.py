@@ -14,7 +14,7 @@ import re
 import pytest
 import torch
 
-from model_testlib import REFERENCE
+from .model_testlib import REFERENCE
 from unifmir.model import build_model
 from unifmir.tasks import TASKS
 

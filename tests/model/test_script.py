@@ -13,7 +13,7 @@ import zipfile
 import pytest
 import torch
 
-from model_testlib import ATOL, fixture_state_dict, load_fixture, max_diff
+from .model_testlib import ATOL, fixture_state_dict, load_fixture, max_diff
 from unifmir.model import build_model
 from unifmir.model.single import ProjectionNet, SwinIRNet
 from unifmir.tasks import TASKS

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from predict_testlib import WindowNet
+from .predict_testlib import WindowNet
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tifffile
 import yaml
-from bundle_checks import committed_bundle, shell_predict
+from ..bundle_checks import committed_bundle, shell_predict
 
 from unifmir.cli import build_parser, main
 from unifmir.data.normalize import denormalize, normalize_for_task

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from predict_testlib import WindowNet
+from .predict_testlib import WindowNet
 
 from unifmir.predict.receptive import measure_receptive_field
 from unifmir.predict.tiling import TileSpec, axis_tiles, axis_weights, tiled_apply

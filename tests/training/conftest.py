@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from train_testlib import synth
+from .train_testlib import synth
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from train_testlib import state_equal, tiny_config
+from .train_testlib import state_equal, tiny_config
 from unifmir.training.finetune import BODY_PREFIXES, prepare_finetune_model
 from unifmir.training.loop import train
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from train_testlib import state_equal, tiny_config
+from .train_testlib import state_equal, tiny_config
 from unifmir.training.checkpointing import load_train_state
 from unifmir.training.config import load_config
 from unifmir.training.loop import StepInfo, TrainingDiverged, train

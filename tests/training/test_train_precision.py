@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from train_testlib import tiny_config
+from .train_testlib import tiny_config
 from unifmir.cli import CliError
 from unifmir.cli._training import apply_common_overrides
 from unifmir.predict import precision as precision_mod

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import tifffile
 import yaml
-from bundle_checks import assert_libtorch_reproduces_test_output, assert_shell_test_passes, shell_predict
+from ..bundle_checks import assert_libtorch_reproduces_test_output, assert_shell_test_passes, shell_predict
 
 from unifmir.export import weights
 from unifmir.export.docs import readme_commands

@@ -10,7 +10,7 @@ import yaml
 from unifmir.cli import main
 from unifmir.zoo.official import OFFICIAL_MODELS
 
-from test_fetch import make_release  # noqa: E402  (tests/zoo is on sys.path under pytest's rootdir-less import)
+from .test_fetch import make_release
 
 RUNS = ["SwinIRDenoising_Planaria"]  # full-size 1-slice denoiser -> the 2D bundle variant (full-size SR export is tested in tests/export)
 
