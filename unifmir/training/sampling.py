@@ -16,7 +16,7 @@ processes together see exactly the samples a single process sees with the same g
 from __future__ import annotations
 
 import random
-from typing import Any, Iterator
+from typing import Any, Iterator, Protocol
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ def derive_seed(*parts: int) -> int:
     return int(ss.generate_state(2, dtype=np.uint64).astype(object)[0]) & _MASK
 
 
-def seeded_item(dataset: Dataset, index: int, seed: int) -> Any:
+def seeded_item(dataset: SizedDataset, index: int, seed: int) -> Any:
     """``dataset[index]`` with the global Python/NumPy/torch RNGs seeded from ``seed``.
 
     The caller's RNG states are restored afterwards, so training randomness (drop-path) is not
@@ -54,14 +54,22 @@ def seeded_item(dataset: Dataset, index: int, seed: int) -> Any:
             np.random.set_state(np_state)
 
 
+class SizedDataset(Protocol):
+    """A map-style dataset with a length (``torch.utils.data.Dataset`` does not declare ``__len__``)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> Any: ...
+
+
 class PositionDataset(Dataset):
     """Map a global sample position to a (seeded) item of ``inner``; see the module docstring."""
 
-    def __init__(self, inner: Dataset, seed: int, shuffle: bool = True) -> None:
+    def __init__(self, inner: SizedDataset, seed: int, shuffle: bool = True) -> None:
         self.inner = inner
         self.seed = int(seed)
         self.shuffle = shuffle
-        self.n = len(inner)  # type: ignore[arg-type]
+        self.n = len(inner)
         if self.n == 0:
             raise ValueError("the training dataset is empty; check the dataset folder")
         self._perm_epoch = -1
@@ -122,7 +130,7 @@ class TaskStream:
 
     def __init__(
         self,
-        dataset: Dataset,
+        dataset: SizedDataset,
         global_batch: int,
         seed: int,
         *,
