@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from unifmir._atomic import atomic_path
 from unifmir.model.config import ModelConfig
 from unifmir.model.network import NETWORK_CLASSES, has_config, network_config, network_task
-from unifmir.tasks import TASKS, get_task
+from unifmir.tasks import TASKS, get_task, other_task
 
 from .convert import extract_task
 from .errors import CheckpointError, describe
@@ -145,9 +145,9 @@ def model_from_own(obj: Mapping[str, Any], path: Path | None, task: str | None) 
     stored_task = obj.get("task")
     model = build(stored_task, config)
     load_state_dict_strict(model, obj["state_dict"], context=f"(unifmir checkpoint, task {stored_task!r})")
-    if task is not None and task != stored_task:
-        if stored_task is None:
-            return extract_task(model, task)
+    if task is not None and stored_task is None:
+        return extract_task(model, task)
+    if task is not None and other_task(stored_task, task):
         raise CheckpointError(
             f"{describe(path)} holds a {stored_task!r} network, not {get_task(task).name!r}; "
             "pass the matching task or another checkpoint"
