@@ -7,15 +7,18 @@
 * :mod:`.single` -- single-task networks (released classes): :class:`SwinIRNet`,
   :class:`ProjectionNet`, :class:`VolumetricNet`;
 * :mod:`.multitask` -- multi-task :class:`UniFMIR`;
-* :mod:`.factory` -- :func:`build_model`.
+* :mod:`.factory` -- :func:`build_model`;
+* :mod:`.network` -- the :data:`Network` types and the typed accessors of a network's task and
+  :class:`ModelConfig` (:func:`network_task`, :func:`network_config`).
 """
 
 from __future__ import annotations
 
 from .config import PRESETS, ModelConfig, resolve_config
 from .factory import build_model
-from .single import ProjectionNet, SwinIRNet, VolumetricNet
 from .multitask import UniFMIR
+from .network import Network, SingleTaskNetwork, network_config, network_task
+from .single import ProjectionNet, SwinIRNet, VolumetricNet
 
 __all__ = [
     "ModelConfig",
@@ -26,4 +29,8 @@ __all__ = [
     "ProjectionNet",
     "VolumetricNet",
     "UniFMIR",
+    "Network",
+    "SingleTaskNetwork",
+    "network_config",
+    "network_task",
 ]
