@@ -31,9 +31,9 @@ sys.path.insert(0, str(FIXTURES))  # makes `import compact` work in every test m
 # parameter id shared by the listed functions of the module (the export tests of one task share
 # that task's exported bundle, a session fixture)
 SPREAD: dict[str, str] = {
-    "tests/export/test_export.py::test_export_end_to_end": "param",
-    "tests/export/test_export.py::test_round_trip_matches_unifmir_predict": "param",
-    "tests/export/test_export.py::test_official_full_size_checkpoint": "test",
+    "tests/export/test_end_to_end.py::test_export_end_to_end": "param",
+    "tests/export/test_end_to_end.py::test_round_trip_matches_unifmir_predict": "param",
+    "tests/export/test_end_to_end.py::test_official_full_size_checkpoint": "test",
     "tests/zoo/test_committed_bundles.py::test_bioimageio_test_predict_and_libtorch": "test",
 }
 

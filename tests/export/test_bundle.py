@@ -1,19 +1,23 @@
-"""Bundle metadata and the consumer-facing rdf: plain paths for deepImageJ/ilastik, true tags and
-claims, no duplicate citations, authors with affiliation/ORCID, names within 64 characters, and
-the input-sensitivity gate that catches a network which ignores its input."""
+"""`unifmir.export.bundle`: the consumer-readable rdf (plain paths, format version), true tags and
+consumer claims, citations, and what `export_model` refuses (overwriting, a failing gate, a network
+that ignores its input); export never imports training code."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from unifmir.export import bundle, docs, gates
 from unifmir.export import describe as D
-from unifmir.export.gates import GateError
+from unifmir.export.bundle import export_model
+from unifmir.export.gates import GateError, GateResult
 from unifmir.tasks import TASK_NAMES
+
+from .export_testlib import small_network
 
 
 def test_consumer_rdf_writes_plain_paths_and_a_readable_format_version() -> None:
@@ -60,65 +64,20 @@ def test_citations_are_not_duplicated_and_no_data_doi_is_added() -> None:
     assert all(c.get("doi") != docs.UNIFMIR_DATA_DOI for c in cites)
 
 
-def test_author_strings_carry_affiliation_orcid_and_github_user() -> None:
-    meta = docs.ExportMetadata.from_mapping({
-        "authors": ["Jane Doe; affiliation=EMBL Heidelberg; orcid=0000-0002-1825-0097", "John Roe"],
-        "maintainers": ["github_user=jroe; name=John Roe"],
-    })
-    assert meta.authors == [{"name": "Jane Doe", "affiliation": "EMBL Heidelberg", "orcid": "0000-0002-1825-0097"},
-                            {"name": "John Roe"}]
-    assert meta.maintainers == [{"github_user": "jroe", "name": "John Roe"}]
-    with pytest.raises(ValueError, match="unknown field 'orchid'"):
-        docs.ExportMetadata.from_mapping({"authors": ["Jane; orchid=1"]})
-    with pytest.raises(ValueError, match="github_user"):
-        docs.ExportMetadata.from_mapping({"maintainers": ["Jane Doe"]})
+def test_export_never_overwrites_without_force(tmp_path: Path) -> None:
+    out = tmp_path / "m.zip"
+    out.write_bytes(b"keep")
+    with pytest.raises(FileExistsError):
+        export_model(small_network("sr"), "sr", out)
+    assert out.read_bytes() == b"keep"
 
 
-def test_names_longer_than_64_characters_are_refused() -> None:
-    with pytest.raises(ValueError, match="at most 64"):
-        docs.ExportMetadata(name="x" * 65)
-    with pytest.raises(ValueError, match="license_note"):
-        docs.ExportMetadata(license=None)
-
-
-def test_metadata_yaml_with_a_python_tag_is_refused_with_the_file_named(tmp_path: Path) -> None:
-    f = tmp_path / "meta.yaml"
-    f.write_text("name: !!python/object/apply:os.system ['echo hi']\n")
-    with pytest.raises(ValueError, match=r"meta\.yaml is not plain YAML"):
-        docs.load_metadata(f)
-
-
-def test_official_weights_state_an_unknown_licence() -> None:
-    from unifmir.zoo.importer import official_metadata
-    from unifmir.zoo.official import OfficialModel
-
-    model = OfficialModel(run="SwinIRCCPs", filename="model_best.pt", task="sr", variant="swinir_x2_in1",
-                          dataset="BioSR", structure="CCPs", cite=("unifmir",))
-    md = docs.ExportMetadata.from_mapping(official_metadata(model))
-    assert md.license is None and "no licence" in md.license_note
-
-
-def test_readme_commands_are_found_in_bash_blocks_only() -> None:
-    text = "intro `unifmir x`\n```bash\nbioimageio predict rdf.yaml\n# comment\n\nunifmir predict a\n```\n```python\nx\n```\n"
-    assert docs.readme_commands(text) == ["bioimageio predict rdf.yaml", "unifmir predict a"]
-
-
-# --------------------------------------------------------------------------------------------
-# input sensitivity
-
-
-def test_input_sensitivity_gate_fails_for_an_output_that_ignores_the_input() -> None:
-    rng = np.random.default_rng(0)
-    x = rng.random((1, 1, 32, 32)).astype(np.float32)
-    mean_volume = rng.random((1, 1, 32, 32))  # structured output, the same for every input
-
-    def collapsed(a: np.ndarray) -> np.ndarray:
-        return mean_volume + 1e-5 * a
-
-    res = gates.gate_input_sensitivity(collapsed, x, collapsed(x))
-    assert not res.ok and "ignores its input" in res.detail
-    res = gates.gate_input_sensitivity(lambda a: a * 2.0, x, x * 2.0)
-    assert res.ok, res.detail
+def test_failing_gate_leaves_no_bundle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gates, "gate_ilastik", lambda descr: GateResult("ilastik", False, "forced failure"))
+    out = tmp_path / "m.zip"
+    with pytest.raises(GateError, match="forced failure"):
+        export_model(small_network("sr"), "sr", out, onnx=False, check_libtorch=False)
+    assert not out.exists() and not list(tmp_path.iterdir())
 
 
 def _constant_sr_network() -> torch.nn.Module:
@@ -138,3 +97,10 @@ def test_a_constant_network_is_never_exported(tmp_path: Path) -> None:
         bundle.export_model(_constant_sr_network(), "sr", out, onnx=False, check_libtorch=False)
     assert "ignores its input" in str(err.value)
     assert not out.exists()
+
+
+def test_export_code_never_imports_training() -> None:
+    code = "import sys, unifmir.export.bundle, unifmir.cli.export; " \
+           "bad=[m for m in sys.modules if m.startswith('unifmir.training')]; assert not bad, bad"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
