@@ -221,7 +221,8 @@ def read_state_dict(source: Source, *, map_location: Any = "cpu") -> "collection
 def unwrap_module(model: nn.Module) -> nn.Module:
     """The unifmir network inside a DataParallel / DDP (``.module``) or ``torch.compile`` (``._orig_mod``) wrapper."""
     for _ in range(3):
-        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        children = dict(model.named_children())  # the wrappers register the network as a sub-module
+        inner = children.get("module") or children.get("_orig_mod")
         if isinstance(inner, nn.Module) and not has_config(model):
             model = inner
     return model
