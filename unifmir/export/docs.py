@@ -246,7 +246,7 @@ def _size_text(layout: TensorLayout) -> str:
 
 README_COMMAND_FENCE = "```bash"
 """Fence of the README's command blocks: each line in them is run by the bundle tests, in the
-unpacked bundle folder (``tests/export/test_readme_commands.py``)."""
+unpacked bundle folder (``tests/zoo/test_committed_bundles.py``; parsing: ``tests/export/test_docs.py``)."""
 
 
 def readme_commands(readme: str) -> list[str]:
