@@ -179,7 +179,7 @@ def test_every_description_form_is_read(fresh: Any, tmp_path: Path) -> None:
 
 def test_finetune_starts_from_the_bundle_weights(fresh: Any, tmp_path: Path) -> None:
     from unifmir.training.config import finetune_config
-    from unifmir.training.finetune import prepare_finetune_model
+    from unifmir.training.finetune_model import prepare_finetune_model
 
     net, zp, _ = fresh
     cfg = finetune_config("sr", tmp_path, str(zp), "small", 1, device="cpu")

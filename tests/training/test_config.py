@@ -20,7 +20,7 @@ from unifmir.training.config import (
     save_config,
 )
 from unifmir.training.losses import StagedL1
-from unifmir.training.pretrain import TaskSampler
+from unifmir.training.pretrain_model import TaskSampler
 
 
 def test_yaml_round_trip(tmp_path: Path) -> None:

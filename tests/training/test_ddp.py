@@ -9,7 +9,7 @@ import torch
 import torch.multiprocessing as mp
 
 from .train_testlib import ddp_worker, tiny_config
-from unifmir.training.finetune import prepare_finetune_model
+from unifmir.training.finetune_model import prepare_finetune_model
 from unifmir.training.loop import _seed_everything, train
 
 

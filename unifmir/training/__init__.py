@@ -10,7 +10,7 @@ Public API (imported lazily, so ``import unifmir.training`` stays light)::
 
 Modules: :mod:`.config` (pydantic config + presets), :mod:`.losses` (staged L1 from the task
 registry), :mod:`.sampling` (resumable distributed sampling), :mod:`.loop` (the loop),
-:mod:`.checkpointing`, :mod:`.run_log`, :mod:`.ddp`, :mod:`.finetune`, :mod:`.pretrain`.
+:mod:`.checkpointing`, :mod:`.run_log`, :mod:`.ddp`, :mod:`.finetune_model`, :mod:`.pretrain_model` (the networks to fine-tune / pretrain), :mod:`.api` (:func:`finetune`, :func:`pretrain`).
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ if TYPE_CHECKING:
         pretrain_config,
         save_config,
     )
-    from .finetune import InitReport, prepare_finetune_model
+    from .finetune_model import InitReport, prepare_finetune_model
     from .loop import StepInfo, TrainResult, TrainingDiverged, train
     from .losses import StagedL1
-    from .pretrain import TaskSampler, prepare_pretrain_model
+    from .pretrain_model import TaskSampler, prepare_pretrain_model
 
 __all__ = [
     "TrainConfig",

@@ -1,10 +1,10 @@
 """The training loop: :func:`train` runs fine-tuning or pretraining from a :class:`TrainConfig`.
 
-The loop only trains. Model construction and initialisation live in :mod:`.finetune` /
-:mod:`.pretrain`, sampling in :mod:`.sampling`, files in :mod:`.checkpointing` and
-:mod:`.logging`, the process group in :mod:`.ddp`.
+The loop only trains. Model construction and initialisation live in :mod:`.finetune_model` /
+:mod:`.pretrain_model`, sampling in :mod:`.sampling`, files in :mod:`.checkpointing` and
+:mod:`.run_log`, the process group in :mod:`.ddp`.
 
-Per step: pick the task (:class:`~unifmir.training.pretrain.TaskSampler`), draw the next batch
+Per step: pick the task (:class:`~unifmir.training.pretrain_model.TaskSampler`), draw the next batch
 of its stream, forward (autocast on CUDA when ``amp``), the staged L1 loss of the registry,
 stop with :class:`TrainingDiverged` if the loss is NaN/Inf (nothing is written, so ``last.pt``
 stays the last good checkpoint), backward, optimiser and scheduler step. Every
@@ -227,8 +227,8 @@ class _Run:
 
     # ---- setup
     def build(self) -> None:
-        from .finetune import prepare_finetune_model
-        from .pretrain import TaskSampler, prepare_pretrain_model
+        from .finetune_model import prepare_finetune_model
+        from .pretrain_model import TaskSampler, prepare_pretrain_model
 
         cfg = self.cfg
         _seed_everything(cfg.seed)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from .train_testlib import state_equal, tiny_config
-from unifmir.training.finetune import BODY_PREFIXES, prepare_finetune_model
+from unifmir.training.finetune_model import BODY_PREFIXES, prepare_finetune_model
 from unifmir.training.loop import train
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "unifmir-reference"

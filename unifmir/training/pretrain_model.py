@@ -14,7 +14,7 @@ import numpy as np
 from torch import nn
 
 from .config import TrainConfig
-from .finetune import InitReport, transfer_weights
+from .finetune_model import InitReport, transfer_weights
 from .sampling import derive_seed
 
 __all__ = ["TaskSampler", "prepare_pretrain_model"]
