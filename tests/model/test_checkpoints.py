@@ -29,6 +29,7 @@ from unifmir.model.checkpoints import (
     read_checkpoint,
     read_state_dict,
     save_checkpoint,
+    single_task_config,
     single_to_multi,
 )
 from unifmir.model.config import ModelConfig
@@ -311,6 +312,21 @@ def test_extract_task_matches_the_multi_task_model(official: dict) -> None:
     again = load_official(REF / "unimodel_small.pt", task="denoise")  # task= extracts from a multi-task file
     x, _, _, y = cases["task2_denoise"]
     assert again.task == "denoise" and (_run(again, x, None)[1] - y).abs().max() <= ATOL
+
+
+def test_single_task_config_fits_the_converted_multi_task_weights() -> None:
+    """The one multi-task -> one-task config rule: for every task its network takes exactly the keys
+    and shapes multi_to_single gives; a non-default SR factor stays with SR only; projection takes
+    UniModel's task-4 path."""
+    multi = build_model(None, {"preset": "small", "upscale": 4})
+    for task in TASK_OF_INDEX.values():
+        config = single_task_config(multi.config, task)
+        expected = build_model(task, config).state_dict()
+        converted = multi_to_single(multi, task)
+        assert list(converted) == list(expected), task
+        assert all(converted[k].shape == expected[k].shape for k in expected), task
+        assert config.in_chans is None and config.upscale == (4 if task == "sr" else None)
+        assert config.projection_variant == ("unimodel" if task == "projection" else multi.config.projection_variant)
 
 
 # ---------------------------------------------------------------------------------------------
