@@ -61,7 +61,9 @@ def _fixture(name: str) -> dict[str, Any]:
 
 
 def _reference_state_dict(name: str) -> "collections.OrderedDict[str, torch.Tensor]":
-    """Exact state_dict of a fixture, rebuilt independently of the package (README section 4)."""
+    """Exact state_dict of a fixture (README section 4), rebuilt key by key without load_official's
+    unwrapping, external-file lookup and ordering (the int8 rule itself is the package's one
+    ``compact_tensors``; that it is right is what the stored reference outputs check)."""
     fx = _fixture(name)
     if "stored_keys" in fx:  # unimodel_small: conv_first0.* live in swinir2dto3d.pt
         stored = dict(fx, key_order=fx["stored_keys"])
