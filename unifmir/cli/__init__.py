@@ -169,7 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError:  # not the main thread
         previous = None
     try:
-        return int(func(args) or 0)
+        from unifmir.cli._options import command_threads
+
+        with command_threads(args, name):  # --threads: the whole command and the processes it starts
+            return int(func(args) or 0)
     except (KeyboardInterrupt, _Terminated):
         if debug:
             traceback.print_exc()

@@ -18,6 +18,7 @@ from ._checks import (
     positive_float,
     positive_int,
 )
+from ._options import add_threads_option
 
 if TYPE_CHECKING:
     from unifmir.training.config import TrainConfig
@@ -48,6 +49,7 @@ def add_common_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--early-stopping", type=positive_int, metavar="PATIENCE",
                    help="stop after PATIENCE validations without improvement")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_threads_option(p)
 
 
 def _precision_overrides(precision: str, device: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from unifmir.cli import CliError
 from unifmir.cli._checks import check_output_dir, device, positive_int
+from unifmir.cli._options import add_threads_option
 
 __all__ = ["register", "run"]
 
@@ -25,9 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="output folder (default: ./unifmir-demo)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the outputs of an earlier demo in --out")
-    p.add_argument("--threads", default="auto",
-                   help="CPU threads: auto (1 when the CPU is already busy, else PyTorch's "
-                   "default) or a number")
+    add_threads_option(p)
     p.add_argument("--device", type=device, default=None, help="torch device (default: auto)")
     p.add_argument("--pretrain-steps", type=positive_int, default=None, help="pretraining steps")
     p.add_argument("--finetune-steps", type=positive_int, default=None, help="fine-tuning steps")
@@ -39,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the demo and print its evaluation table."""
     import dataclasses
 
-    from unifmir.training.demo import choose_threads, cpu_threads, run_demo, settings_from_env
+    from unifmir.training.demo import run_demo, settings_from_env
 
     settings = settings_from_env()
     for name in ("pretrain_steps", "finetune_steps"):
@@ -49,14 +48,9 @@ def run(args: argparse.Namespace) -> int:
                 raise CliError(f"--{name.replace('_', '-')} must be at least 1")
             settings = dataclasses.replace(settings, **{name: value})
     check_output_dir("--out", args.out)
-    try:
-        choose_threads(args.threads)
-    except ValueError as err:
-        raise CliError(f"--threads: {err}") from None
-    try:
-        with cpu_threads(args.threads):
-            result = run_demo(Path(args.out), settings=settings, overwrite=args.overwrite,
-                              device=args.device, progress=not args.quiet)
+    try:  # in the --threads count that unifmir.cli.main set
+        result = run_demo(Path(args.out), settings=settings, overwrite=args.overwrite,
+                          device=args.device, progress=not args.quiet)
     except FileExistsError as err:
         raise CliError(str(err)) from None
     print()

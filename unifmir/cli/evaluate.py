@@ -7,6 +7,7 @@ from pathlib import Path
 
 from unifmir.cli import CliError
 from unifmir.cli._checks import device
+from unifmir.cli._options import add_threads_option
 from unifmir.tasks import TASK_NAMES
 
 __all__ = ["register", "run"]
@@ -36,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing report files")
     p.add_argument("--device", type=device, default=None, help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--no-baselines", action="store_true", help="skip the classical baselines")
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from unifmir.cli import CliError
 from unifmir.cli._checks import check_model_path, check_output_dir, device, int_at_least, nonneg_int, positive_float, positive_int
+from unifmir.cli._options import add_threads_option
 from unifmir.tasks import TASKS
 
 __all__ = ["register", "run_transfer_cli"]
@@ -50,9 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--out", default="transfer-experiment", metavar="DIR",
                    help="output folder (default: ./transfer-experiment)")
     t.add_argument("--overwrite", action="store_true", help="reuse a non-empty --out folder")
-    t.add_argument("--threads", default="auto",
-                   help="CPU threads: auto (1 when the CPU is already busy, else PyTorch's "
-                   "default) or a number")
+    add_threads_option(t)
     t.add_argument("--device", type=device, default=None, help="torch device (default: auto)")
     t.set_defaults(func=run_transfer_cli)
 
@@ -69,7 +68,6 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, object]] | None:
 
 def run_transfer_cli(args: argparse.Namespace) -> int:
     """Run ``unifmir experiment transfer``."""
-    from unifmir.training.demo import choose_threads, cpu_threads
     from unifmir.training.experiment import run_transfer
 
     data, ckpt, out = Path(args.data), Path(args.pretrained), Path(args.out)
@@ -89,14 +87,9 @@ def run_transfer_cli(args: argparse.Namespace) -> int:
     check_output_dir("--out", out)
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise CliError(f"--out {out} is not empty; pass --overwrite or choose another folder")
-    try:
-        choose_threads(args.threads)
-    except ValueError as err:
-        raise CliError(f"--threads: {err}") from None
-    with cpu_threads(args.threads):
-        result = run_transfer(args.task, data, ckpt, out, steps=args.steps, folds=args.folds,
-                              preset=args.preset, protocol=args.protocol, seed=args.seed,
-                              device=args.device, overrides=_overrides(args))
+    result = run_transfer(args.task, data, ckpt, out, steps=args.steps, folds=args.folds,  # in --threads' count
+                          preset=args.preset, protocol=args.protocol, seed=args.seed,
+                          device=args.device, overrides=_overrides(args))
     print(result.to_markdown())
     print(f"wrote {out / 'transfer.md'}, {out / 'transfer.csv'} and {out / 'transfer.json'}")
     return 0

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from unifmir.cli import CliError
+from unifmir.cli._options import add_threads_option
 
 __all__ = ["register", "run"]
 
@@ -52,6 +53,7 @@ def register(subparsers: Any) -> None:
                    help="require the libtorch 2.0.0 check (downloads libtorch once); default: run it when cached")
     p.add_argument("--skip-libtorch", dest="check_libtorch", action="store_const", const=False)
     p.add_argument("--force", action="store_true", help="overwrite an existing bundle")
+    add_threads_option(p)  # also the libtorch check's process (OMP_NUM_THREADS)
     p.set_defaults(func=run)
 
 

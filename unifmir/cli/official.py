@@ -7,6 +7,7 @@ from pathlib import Path
 
 from unifmir.cli import CliError
 from unifmir.cli._checks import check_output_dir, sha256_hex
+from unifmir.cli._options import add_threads_option
 
 __all__ = ["register"]
 
@@ -40,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="run names to convert (default: all found), e.g. SwinIRCCPs")
     imp.add_argument("--folder", action="store_true", help="also write unzipped bundle folders")
     imp.add_argument("--force", action="store_true", help="replace existing bundles")
+    add_threads_option(imp)
     imp.set_defaults(func=_import)
 
 

@@ -17,6 +17,7 @@ from unifmir.cli._checks import (
     positive_float,
     positive_int,
 )
+from unifmir.cli._options import add_threads_option
 from unifmir.tasks import TASK_NAMES
 
 __all__ = ["register", "run", "output_path"]
@@ -66,6 +67,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 

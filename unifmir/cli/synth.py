@@ -14,6 +14,7 @@ import sys
 
 from unifmir.cli import CliError
 from unifmir.cli._checks import check_output_dir, fraction, int_at_least, nonneg_int, positive_int
+from unifmir.cli._options import add_threads_option
 from unifmir.tasks import TASK_NAMES
 
 
@@ -64,6 +65,7 @@ def register(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace a dataset that an earlier `unifmir synth` wrote in OUT (never other folders)")
     p.add_argument("--quiet", action="store_true")
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 

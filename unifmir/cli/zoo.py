@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from unifmir.cli._checks import check_output_dir, device, positive_float
+from unifmir.cli._options import add_threads_option
 
 __all__ = ["register"]
 
@@ -34,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--weights-from", type=Path, default=None, metavar="FOLDER",
                        help="take each recipe's trained weights from FOLDER/<name>/ (e.g. zoo_models) instead of "
                        "fine-tuning: re-export and re-evaluate without retraining")
+    add_threads_option(build)
     build.set_defaults(func=_build)
     pack = zsub.add_parser("pack", help="zip committed bundle folders for upload (rdf.yaml as written)")
     pack.add_argument("names", nargs="+", help="bundle folder names under --out")

@@ -731,7 +731,8 @@ def _libtorch_checker(
     if mode is None and not lc.is_available():
         return None, "skipped (libtorch 2.0.0 not cached; pass check_libtorch=True / --check-libtorch)"
     def check(path: Path) -> tuple[bool, str]:
-        res = lc.check_torchscript(path, [x.numpy()], [ref.numpy()], atol=max(atol, 1.5e-4), rtol=1e-4)
+        res = lc.check_torchscript(path, [x.numpy()], [ref.numpy()], atol=max(atol, 1.5e-4), rtol=1e-4,
+                                   threads=torch.get_num_threads())  # this process's count (--threads)
         return bool(res.ok), str(res.message)
 
     return check, "passed"

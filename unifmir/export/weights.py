@@ -321,7 +321,9 @@ def _write_onnx_checked(
             model.ir_version = 8  # opset 17 needs IR >= 8; deepImageJ's ORT 1.13 reads <= 8
         onnx.checker.check_model(model)
         data = model.SerializeToString()
-        sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()  # the command's --threads, not ORT's own default
+        sess = ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
         with torch.no_grad():
             for e in _distinct(examples):
                 ref = refs[id(e)].numpy()

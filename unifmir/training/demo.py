@@ -17,16 +17,14 @@ the defaults finish in a few minutes on a 2-core CPU.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
-import torch
-
+from unifmir._threads import choose_threads, cpu_threads  # re-exported: they moved to unifmir._threads
 from unifmir.training.evaluate import EvaluationResult, evaluate_models, load_pairs, write_report
 
 __all__ = ["DemoSettings", "DemoResult", "run_demo", "settings_from_env", "DEMO_MARKER",
@@ -36,41 +34,6 @@ DEMO_MARKER = ".unifmir-demo"
 """File written into the demo folder; ``--overwrite`` only clears folders that carry it."""
 
 _DEMO_ENTRIES = ("data", "pretrain", "finetune", "evaluation.csv", "evaluation.md", DEMO_MARKER)
-
-
-def choose_threads(threads: str | int) -> int:
-    """The number of PyTorch intra-op CPU threads to use for ``threads``.
-
-    ``"auto"``: one thread when the CPU is already busy (1-minute load average at least the
-    number of cores), else PyTorch's current setting. On a shared CPU, several OpenMP threads
-    spin at barriers while descheduled: 2 threads measured up to 20x slower than 1 on the 2-core
-    development machine. An integer (or its string) is used as is.
-    """
-    if threads == "auto":
-        try:
-            busy = os.getloadavg()[0] >= (os.cpu_count() or 1)
-        except OSError:  # pragma: no cover - no load average on this platform
-            busy = False
-        return 1 if busy else torch.get_num_threads()
-    try:
-        n = int(threads)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise ValueError(f"threads must be 'auto' or a positive integer, got {threads!r}")
-    return n
-
-
-@contextlib.contextmanager
-def cpu_threads(threads: str | int) -> Iterator[int]:
-    """Run the block with :func:`choose_threads` ``(threads)`` PyTorch threads, then restore."""
-    previous = torch.get_num_threads()
-    n = choose_threads(threads)
-    torch.set_num_threads(n)
-    try:
-        yield n
-    finally:
-        torch.set_num_threads(previous)
 
 
 @dataclass(frozen=True)

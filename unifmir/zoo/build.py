@@ -42,7 +42,7 @@ class BuildOptions:
     """Multiply every dataset size (at least 4 pairs are kept)."""
     export_kwargs: dict[str, Any] = field(default_factory=dict)
     threads: str | int = "auto"
-    """PyTorch CPU threads (``auto``: one thread while the CPU is busy, see ``training.demo``)."""
+    """PyTorch CPU threads (``auto``: the cores the other processes leave free, see ``unifmir._threads``)."""
     weights_from: Path | None = None
     """Take each recipe's trained weights from the bundle ``<weights_from>/<id>/`` instead of
     fine-tuning (re-export in today's bundle format without retraining; evaluation still runs)."""
@@ -337,7 +337,7 @@ def write_suite_readme(records: Iterable[dict[str, Any]], out: Path,
 
 def build_suite(names: Iterable[str] | None = None, opts: BuildOptions | None = None) -> list[dict[str, Any]]:
     """Build the named recipes (default: all) and regenerate the suite README; returns the records."""
-    from unifmir.training.demo import cpu_threads
+    from unifmir._threads import cpu_threads
 
     opts = opts or BuildOptions()
     with cpu_threads(opts.threads):
