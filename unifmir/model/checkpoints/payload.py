@@ -221,6 +221,8 @@ def read_state_dict(source: Source, *, map_location: Any = "cpu") -> "collection
 def unwrap_module(model: nn.Module) -> nn.Module:
     """The unifmir network inside a DataParallel / DDP (``.module``) or ``torch.compile`` (``._orig_mod``) wrapper."""
     for _ in range(3):
+        if not isinstance(model, nn.Module):  # callers name the wrong type in their own error
+            break
         children = dict(model.named_children())  # the wrappers register the network as a sub-module
         inner = children.get("module") or children.get("_orig_mod")
         if isinstance(inner, nn.Module) and not has_config(model):
