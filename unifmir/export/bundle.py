@@ -19,6 +19,7 @@ gate passed:
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import os
 import shutil
@@ -850,9 +851,7 @@ def _nickname(out: Path) -> str:
     return re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-") or "unifmir-model"
 
 
-def _timestamp(text: str) -> Any:
-    import datetime as dt
-
+def _timestamp(text: str) -> dt.datetime:
     if text:
         return dt.datetime.fromisoformat(text)
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping, Seq
 import numpy as np
 
 if TYPE_CHECKING:  # bioimageio is imported where it is used (import time)
+    from bioimageio.core import PredictionPipeline
     from bioimageio.spec.model.v0_5 import AnyAxis, ModelDescr
 
 ExportedFormat = Literal["torchscript", "pytorch_state_dict", "onnx"]
@@ -133,7 +134,9 @@ def gate_test_model(source: Path | ModelDescr, weight_formats: Iterable[Exported
 # tiled vs whole image
 
 
-def _predict_array(descr: ModelDescr, pp: Any, array: np.ndarray, ns: Mapping[str, int] | None) -> np.ndarray:
+def _predict_array(
+    descr: ModelDescr, pp: PredictionPipeline, array: np.ndarray, ns: Mapping[str, int] | None
+) -> np.ndarray:
     from bioimageio.core import Tensor
     from bioimageio.core.digest_spec import create_sample_for_model
 
@@ -279,7 +282,7 @@ def tiling_plans(descr: ModelDescr, halo_in: Mapping[str, int]) -> list[TilingPl
     return plans
 
 
-def _descr_with_halo_only_on(descr: ModelDescr, axis: str) -> Any:
+def _descr_with_halo_only_on(descr: ModelDescr, axis: str) -> ModelDescr:
     """``descr`` with every output halo except the one on ``axis`` set to 0 (for one gate run)."""
     outputs = []
     for t in descr.outputs:
