@@ -83,6 +83,13 @@ def test_explicit_torch_set_num_threads_is_kept(machine: dict[str, float]) -> No
     assert choice.oversubscribed and "--threads 1" in (choice.warning() or "")
 
 
+def test_unknown_torch_default_falls_back_to_the_load(machine: dict[str, float], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_threads, "_physical_cores", lambda: None)  # no /proc/cpuinfo (macOS, Windows)
+    machine["load"] = 3.0
+    torch.set_num_threads(3)
+    assert choose("auto") == ThreadChoice(1, "auto", 4, 3.0)
+
+
 def test_other_load_subtracts_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "getloadavg", lambda: (1.5, 1.0, 1.0))
     monkeypatch.setattr(_threads, "_own_load", lambda: 0.5)

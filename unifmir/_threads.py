@@ -5,7 +5,8 @@
 1. ``OMP_NUM_THREADS`` (or ``MKL_NUM_THREADS``) when set in the environment: the user's explicit
    choice wins, as it does for PyTorch itself;
 2. the count given to ``torch.set_num_threads`` when the program changed PyTorch's default
-   (PyTorch's default is the number of physical cores);
+   (PyTorch's default is the number of physical cores, read from ``/proc/cpuinfo``; where that
+   is not available, this step is skipped);
 3. otherwise the cores that are free: the cores this process may run on
    (``os.sched_getaffinity``) minus the 1-minute load average of the *other* processes (this
    process's own share of the load average is estimated from its CPU time and subtracted), rounded
@@ -179,8 +180,8 @@ def choose(threads: str | int = "auto") -> ThreadChoice:
     if env is not None:
         return ThreadChoice(env[1], env[0], cores, load)
     current = torch.get_num_threads()
-    default = _physical_cores() or os.cpu_count() or current
-    if current != default:
+    default = _physical_cores()  # PyTorch's default; where unknown, no call of set_num_threads is assumed
+    if default is not None and current != default:
         return ThreadChoice(current, "torch.set_num_threads", cores, load)
     free = cores - (load or 0.0)
     n = max(1, min(cores, current, math.floor(free + SLACK)))
