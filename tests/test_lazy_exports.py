@@ -34,3 +34,17 @@ def test_importing_the_packages_imports_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_unifmir_predict_stays_callable_after_its_submodules_are_imported() -> None:
+    """Importing ``unifmir.predict.modules`` (the export layer does) binds the package to
+    ``unifmir.predict``; the public function must still work through that name."""
+    code = (
+        "import numpy as np, torch, unifmir, unifmir.export.bundle, unifmir.predict.modules; "
+        "torch.manual_seed(0); net = unifmir.build_model('denoise', 'small').eval(); "
+        "out = unifmir.predict(net, np.random.default_rng(0).random((5, 16, 16), dtype=np.float32), task='denoise'); "
+        "print(out.shape)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip().splitlines()[-1] == "(5, 16, 16)"
