@@ -73,7 +73,7 @@ def test_export_end_to_end(task: str, exported: Any, tmp_path: Path) -> None:
     assert "github_user" not in rdf
     assert "# Validation" in readme and "10.1038/s41592-024-02244-3" in rdf
 
-    assert_shell_test_passes(rep.path, tmp_path)
+    assert_shell_test_passes(rep.path, tmp_path, "torchscript")  # every format ran in the export's gates
 
     # `bioimageio predict` on a TIFF (user axes, fresh image) gives the right shape
     layout = rep.layout
@@ -155,4 +155,4 @@ def test_official_full_size_checkpoint(name: str, task: str, reference_dir: Path
     t0 = time.perf_counter()
     assert main(args) == 0
     print(f"\nexport {task} (full, official {name}): {time.perf_counter() - t0:.1f} s")
-    assert_shell_test_passes(out, tmp_path)
+    assert_shell_test_passes(out, tmp_path, "torchscript")  # every format ran in the export's gates
