@@ -6,10 +6,7 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
 
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc setting (Linux only)")
 def test_threshold_is_applied_and_inherited() -> None:
     code = textwrap.dedent(
         """
@@ -27,7 +24,6 @@ def test_threshold_is_applied_and_inherited() -> None:
     assert res.returncode == 0, res.stderr
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc setting (Linux only)")
 def test_a_value_set_by_the_user_is_kept() -> None:
     code = "import os; from unifmir._malloc import limit_heap_fragmentation as f; " \
            "assert f(1 << 22) is True; assert os.environ['MALLOC_MMAP_THRESHOLD_'] == '65536'"
@@ -36,7 +32,6 @@ def test_a_value_set_by_the_user_is_kept() -> None:
     assert res.returncode == 0, res.stderr
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc setting (Linux only)")
 def _fragmentation_script(apply: bool) -> str:
     return textwrap.dedent(
         f"""
@@ -66,7 +61,6 @@ def _fragmentation_script(apply: bool) -> str:
     )
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc setting (Linux only)")
 def test_freed_blocks_go_back_to_the_system() -> None:
     """Freed activation-sized blocks stay resident with glibc's adaptive threshold and are returned
     with the fixed one."""

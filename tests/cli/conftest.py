@@ -85,4 +85,5 @@ def unwritable(tmp_path: Path) -> Path:
         if candidate.is_dir() and not can_write(candidate):
             yield candidate / "unifmir-test-output"
             return
-    pytest.skip("no folder this process cannot write (root without a read-only file system)")
+    pytest.fail("no folder this process cannot write (root without a read-only /sys or /proc): the "
+                "unwritable-destination tests need one; run them as a normal user")

@@ -60,12 +60,6 @@ def _cli_code(*argv: str) -> str:
     return f"from unifmir.cli import main; sys.exit(main({list(map(str, argv))!r}))"
 
 
-@pytest.fixture(autouse=True)
-def _linux_proc() -> None:
-    if not Path("/proc/self/fd").is_dir():  # pragma: no cover - the kill hook needs /proc
-        pytest.skip("needs /proc/self/fd to find the file being flushed")
-
-
 def test_kill_while_predict_writes_an_output(world, capsys) -> None:
     argv = ["predict", "--model", "sr.pt", "--input", "img.tif", "--output", "out", "--quiet", "--overwrite"]
     assert cli(argv, capsys).rc == 0

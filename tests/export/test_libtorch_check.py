@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import platform
-import sys
 import threading
 import zipfile
 from pathlib import Path
@@ -33,12 +31,6 @@ from unifmir.export.libtorch_check import (
     read_tensor_file,
     write_tensor_file,
 )
-
-needs_linux = pytest.mark.skipif(
-    sys.platform != "linux" or platform.machine().lower() not in ("x86_64", "amd64"),
-    reason="libtorch 2.0.0 PyPI wheels are Linux x86_64 builds",
-)
-
 
 @pytest.fixture(scope="session")
 def loader() -> Path:
@@ -201,7 +193,6 @@ def test_failed_download_leaves_nothing_behind(tmp_path: Path, monkeypatch: pyte
     assert len(calls) == 1
 
 
-@needs_linux
 def test_unreachable_registry_gives_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The real pip call against a closed port: a LibtorchUnavailableError saying what to do."""
     assert importlib.util.find_spec("pip") is not None, "the libtorch check downloads its wheels with pip"
@@ -224,7 +215,6 @@ def test_unreachable_registry_gives_a_clear_error(tmp_path: Path, monkeypatch: p
 # the check itself (libtorch 2.0.0)
 
 
-@needs_linux
 def test_compatible_scripted_model_loads_and_matches(loader: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = Compatible().eval()
@@ -241,7 +231,6 @@ def test_compatible_scripted_model_loads_and_matches(loader: Path, tmp_path: Pat
     np.testing.assert_allclose(result.outputs[0], expected[0], atol=1e-5)
 
 
-@needs_linux
 def test_scripted_interpolate_does_not_load(loader: Path) -> None:
     x = torch.rand(1, 1, 8, 8)
     result = check_torchscript(torch.jit.script(ScriptedInterpolate()), x.numpy(), None)
@@ -253,14 +242,12 @@ def test_scripted_interpolate_does_not_load(loader: Path) -> None:
     assert ok.ok and ok.max_abs_diff == 0.0, ok.message
 
 
-@needs_linux
 def test_sdpa_explicit_scale_is_rejected_by_2_0(loader: Path) -> None:
     result = check_torchscript(torch.jit.script(SdpaExplicitScale()), np.ones((1, 1, 4, 4), np.float32))
     assert not result.loaded
     assert "scale" in result.message and "scaled_dot_product_attention" in result.message
 
 
-@needs_linux
 def test_wrong_expected_output_is_reported(loader: Path) -> None:
     torch.manual_seed(1)
     scripted = torch.jit.script(Compatible().eval())
@@ -278,7 +265,6 @@ def test_wrong_expected_output_is_reported(loader: Path) -> None:
     assert not nan.ok and "NaN" in nan.message
 
 
-@needs_linux
 def test_several_inputs_and_tuple_outputs(loader: Path) -> None:
     a, b = torch.rand(1, 3, 4, 4), torch.rand(1, 3, 4, 4)
     scripted = torch.jit.script(TwoInTwoOut())
@@ -291,7 +277,6 @@ def test_several_inputs_and_tuple_outputs(loader: Path) -> None:
     assert wrong_arity.loaded and not wrong_arity.ran and "forward failed" in wrong_arity.message
 
 
-@needs_linux
 def test_libtorch_dir_env_is_used(loader: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     tree = ensure_libtorch()
     monkeypatch.setenv("UNIFMIR_LIBTORCH_DIR", str(tree))
@@ -306,7 +291,6 @@ def test_libtorch_dir_env_is_used(loader: Path, monkeypatch: pytest.MonkeyPatch)
     assert check_torchscript(scripted, [a.numpy(), a.numpy()], _run(scripted, a, a)).ok
 
 
-@needs_linux
 def test_missing_file_and_cli(loader: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(FileNotFoundError):
         check_torchscript(tmp_path / "nope.pt", np.zeros((1, 1, 4, 4), np.float32))
@@ -338,7 +322,6 @@ _NET_INPUT = {
 }
 
 
-@needs_linux
 @pytest.mark.parametrize(
     "task, attention",
     [(t, "sdpa") for t in _NET_INPUT] + [("sr", "matmul")],
@@ -369,7 +352,6 @@ _TASK_INPUT = {
 }
 
 
-@needs_linux
 @pytest.mark.parametrize("task", list(_TASK_INPUT))
 def test_small_task_modules_script_and_run_in_libtorch_2_0(loader: Path, task: str) -> None:
     """The whole-image modules that the bundles ship as TorchScript (window, z merge, ... inside)."""
