@@ -26,6 +26,7 @@ libtorch check of ``unifmir export``) use the same count; both are restored afte
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -68,8 +69,11 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+@functools.lru_cache(maxsize=1)
 def _physical_cores() -> int | None:
-    """Physical cores of the machine (``/proc/cpuinfo``; PyTorch's default thread count), or ``None``."""
+    """Physical cores of the machine (``/proc/cpuinfo``; PyTorch's default thread count), or ``None``.
+
+    Read once per process: the machine does not change, every command asks."""
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
             text = f.read()
