@@ -92,6 +92,14 @@ def test_normalize_for_task_reads_registry(img):
             assert st.kind == "vcd"
         else:
             assert (st.pmin, st.pmax) == spec.percentiles
-    y, st = normalize_for_task(img, "sr")  # registry: (0, 100) = min-max
-    assert y.min() == pytest.approx(0.0, abs=1e-6) and y.max() == pytest.approx(1.0, abs=1e-5)
+    # no task scales by min/max: one hot pixel would set the whole image's scale
+    assert all(s.percentiles[0] > 0 and s.percentiles[1] < 100 for s in TASKS.values() if s.normalization != "vcd")
+    hot = np.array(img, dtype=np.float32, copy=True)
+    hot.reshape(-1)[::1999] = 1e6  # 0.05 % hot pixels, as on a real camera
+    y_hot, _ = normalize_for_task(hot, "sr")
+    y, st = normalize_for_task(img, "sr")
+    mask = hot == img
+    assert float(np.abs(y_hot - y)[mask].max()) < 0.1
+    minmax, _ = percentile_normalize(hot, 0.0, 100.0)  # what min/max scaling would do: all signal ~0
+    assert float(minmax[mask].max()) < 1e-2
     assert st.as_dict()["kind"] == "percentile"

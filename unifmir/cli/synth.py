@@ -62,6 +62,10 @@ def register(subparsers) -> None:
         "--param", action="append", type=_param, default=[], metavar="NAME=VALUE",
         help="forward-model parameter, e.g. --param photons=3 --param na=1.4 (repeatable)",
     )
+    p.add_argument("--randomized", action="store_true",
+                   help="a stream dataset: N held-out pairs in test/ drawn over the task's randomised "
+                   "domain (PSF, photons, noise, background, hot pixels, structure families), and training "
+                   "pairs drawn on the fly during training (sr, denoise; see unifmir.data.domain)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a dataset that an earlier `unifmir synth` wrote in OUT (never other folders)")
     p.add_argument("--quiet", action="store_true")
@@ -81,6 +85,14 @@ def run(args: argparse.Namespace) -> int:
             f"{', '.join(forward.STRUCTURES[args.task])}"
         )
     params = dict(args.param)
+    if args.randomized and (params or args.structure):
+        raise CliError("--randomized draws structures and physics from the task's domain: drop --structure/--param")
+    if args.randomized:
+        from unifmir.data.domain import DOMAINS
+
+        if args.task not in DOMAINS:
+            raise CliError(f"--randomized: task {args.task!r} has no randomised domain yet; available: "
+                           f"{', '.join(DOMAINS)}")
     generator = forward.GENERATORS[args.task]
     pair_fn, fwd_fn = generator.pair, generator.forward
     allowed = {
@@ -105,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         out = synthesize_dataset(
             args.task, args.n, args.out, seed=args.seed, structure=args.structure,
             test_fraction=args.test_fraction, size=args.size, overwrite=args.overwrite,
-            params=params, progress=progress,
+            params=params, progress=progress, randomized=args.randomized,
         )
     except FileExistsError as err:
         raise CliError(f"--out {err}") from None

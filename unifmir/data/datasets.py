@@ -412,6 +412,8 @@ def validate_dataset(
     root = Path(root)
     info = load_dataset_info(root, spec.name)
     zf = z_factor or info.z_factor
+    if info.stream is not None:  # the train split is drawn on the fly (unifmir.data.stream)
+        splits = tuple(s for s in splits if s != "train")
     pairs = {split: list_pairs(root, split) for split in splits}
     for split, found in pairs.items():
         if not found:

@@ -34,6 +34,9 @@ A dataset is a folder::
       z_factor: 4                   # isotropic only: axial subsampling of the inputs
       description: my confocal stacks
       provenance: {...}             # free-form (unifmir synth records generator, seed, parameters)
+      stream: {seed: 0, image_size: 96, epoch_size: 512}
+                                    # optional: no train/ files, training pairs are drawn on the fly
+                                    # from the task's randomised domain (unifmir.data.stream)
 
 ``unifmir synth --task TASK --n N --out DATASET --seed S`` writes exactly this layout with
 synthetic pairs (:func:`synthesize_dataset`); :func:`load_dataset_info` and :func:`list_pairs`
@@ -88,6 +91,9 @@ class DatasetInfo:
     counts: dict[str, int] = field(default_factory=dict)
     description: str = ""
     provenance: dict[str, Any] = field(default_factory=dict)
+    stream: dict[str, int] | None = None
+    """``seed``/``image_size``/``epoch_size`` of a stream dataset (training pairs drawn on the fly
+    by :class:`unifmir.data.stream.StreamDataset`; ``train/`` holds no files); ``None``: files."""
 
     @property
     def spec(self) -> TaskSpec:
@@ -215,6 +221,7 @@ def load_dataset_info(root: str | os.PathLike, task: str | None = None) -> Datas
     prov = data.get("provenance") or {}
     if not isinstance(prov, dict):
         raise ValueError(f"{path}: provenance must be a mapping")
+    stream = _stream_entry(data.get("stream"), path)
     counts = {s: _count(root, s) for s in SPLITS}
     if (root / "val").is_dir():
         counts["val"] = _count(root, "val")
@@ -229,7 +236,24 @@ def load_dataset_info(root: str | os.PathLike, task: str | None = None) -> Datas
         counts=counts,
         description=str(data.get("description", "")),
         provenance=prov,
+        stream=stream,
     )
+
+
+_STREAM_KEYS = ("seed", "image_size", "epoch_size")
+
+
+def _stream_entry(value: Any, path: Path) -> dict[str, int] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) - set(_STREAM_KEYS):
+        raise ValueError(f"{path}: stream must be a mapping with keys among {', '.join(_STREAM_KEYS)}, got {value!r}")
+    out = {}
+    for k, v in value.items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < (0 if k == "seed" else 1):
+            raise ValueError(f"{path}: stream.{k} must be a {'non-negative' if k == 'seed' else 'positive'} integer, got {v!r}")
+        out[k] = int(v)
+    return out
 
 
 def write_dataset_info(
@@ -242,6 +266,7 @@ def write_dataset_info(
     description: str = "",
     provenance: dict[str, Any] | None = None,
     counts: dict[str, int] | None = None,
+    stream: dict[str, int] | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write ``root/dataset.yaml`` (atomically) for a dataset in the layout above."""
@@ -262,6 +287,8 @@ def write_dataset_info(
         doc["description"] = description
     if provenance:
         doc["provenance"] = provenance
+    if stream is not None:
+        doc["stream"] = dict(stream)
     path = Path(root) / DATASET_YAML
     with atomic_path(path, overwrite=overwrite) as tmp:
         tmp.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8")
@@ -338,6 +365,8 @@ def synthesize_dataset(
     overwrite: bool = False,
     params: dict[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    randomized: bool = False,
+    epoch_size: int | None = None,
 ) -> Path:
     """Write ``n`` synthetic pairs for ``task`` into ``out`` in the dataset layout; return ``out``.
 
@@ -353,6 +382,12 @@ def synthesize_dataset(
     ``train/``, ``test/`` and ``dataset.yaml`` are replaced (other files are kept). The pairs are
     written into a staging folder inside ``out`` and moved into place at the end: an interrupted
     run leaves the previous dataset as it was, and its staging folder is removed by the next run.
+
+    ``randomized`` writes a *stream* dataset instead: the ``n`` pairs (all in ``test/``, the
+    held-out set) are drawn from the task's randomised domain (:mod:`unifmir.data.domain`, which
+    ignores ``structure`` and ``params``), ``train/`` stays empty and ``dataset.yaml`` records the
+    stream (seed ``seed + 1``, so training never renders a test pair; ``epoch_size`` items per epoch)
+    that :class:`unifmir.data.stream.StreamDataset` draws training pairs from.
     """
     from unifmir import __version__
     from unifmir.data.forward import synthesize
@@ -372,6 +407,8 @@ def synthesize_dataset(
         n_test = max(n_test, 1)
     n_test = min(n_test, n - 1)
     n_train = n - n_test
+    if randomized:
+        return _synthesize_stream(spec, n, out, int(seed), size, epoch_size, progress)
     params = dict(params or {})
     width = max(4, len(str(n - 1)))
     first = None
@@ -414,6 +451,52 @@ def synthesize_dataset(
             provenance=prov,
             counts={"train": n_train, "test": n_test},
             overwrite=True,
+        )
+        _swap_in(stage, out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return out
+
+
+def _synthesize_stream(spec: TaskSpec, n: int, out: Path, seed: int, size: int | None,
+                       epoch_size: int | None, progress: Callable[[int, int], None] | None) -> Path:
+    """:func:`synthesize_dataset` with ``randomized=True``: ``n`` held-out domain pairs + a stream."""
+    from unifmir import __version__
+    from unifmir.data.domain import draw_pair, get_domain
+    from unifmir.data.stream import DEFAULT_EPOCH_SIZE
+
+    domain = get_domain(spec.name)
+    size = int(size or 128)
+    width = max(4, len(str(n - 1)))
+    stage = Path(tempfile.mkdtemp(prefix=f".unifmir-synth.{os.getpid()}.", suffix=".tmp", dir=out))
+    try:
+        drawn = []
+        for i in range(n):
+            a, b, physics = draw_pair(spec.name, np.random.default_rng([seed, i]), size)
+            name = f"{i:0{width}d}.tif"
+            write_image(stage / "test" / "input" / name, a, spec.input_axes)
+            write_image(stage / "test" / "target" / name, b, spec.output_axes)
+            drawn.append(_yaml_safe(physics))
+            if progress is not None:
+                progress(i + 1, n)
+        for sp in SPLITS:
+            for sub in ("input", "target"):
+                (stage / sp / sub).mkdir(parents=True, exist_ok=True)
+        prov = {
+            "generator": "unifmir.data.domain.draw_pair",
+            "unifmir_version": __version__,
+            "seed": seed,
+            "pair_seed": "numpy.random.default_rng([seed, index])",
+            "n": n,
+            "size": size,
+            "operating_range": domain.describe(),
+            "test_physics": drawn,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        write_dataset_info(
+            stage, spec.name, description=f"randomised synthetic {spec.title} pairs (held-out set; training drawn on the fly)",
+            provenance=prov, counts={"train": 0, "test": n}, overwrite=True,
+            stream={"seed": seed + 1, "image_size": size, "epoch_size": int(epoch_size or DEFAULT_EPOCH_SIZE)},
         )
         _swap_in(stage, out)
     finally:

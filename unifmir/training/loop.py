@@ -118,9 +118,19 @@ def resolve_device(spec: str | torch.device | None, info: ddp.DistInfo | None = 
 
 def make_dataset(root: Path, task: str, split: str, patch_size: int | None, seed: int,
                  length: int | None, augment: bool) -> PatchDataset:
-    """The patch dataset of ``task`` (:class:`unifmir.data.datasets.PatchDataset`)."""
+    """The patch dataset of ``task``: :class:`unifmir.data.datasets.PatchDataset` over the files of
+    ``split``, or for the ``train`` split of a stream dataset (``dataset.yaml`` ``stream``)
+    :class:`unifmir.data.stream.StreamDataset` drawing pairs on the fly."""
     from unifmir.data.datasets import PatchDataset
+    from unifmir.data.pairs import load_dataset_info
 
+    stream = load_dataset_info(root, task).stream if split == "train" else None
+    if stream is not None:
+        from unifmir.data.stream import StreamDataset
+
+        return StreamDataset(task, patch_size=patch_size, seed=seed + stream.get("seed", 0),
+                             length=length or stream.get("epoch_size"), augment=augment,
+                             image_size=stream.get("image_size"))
     return PatchDataset(root, task, split=split, patch_size=patch_size, seed=seed, length=length, augment=augment)
 
 

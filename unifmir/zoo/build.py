@@ -91,7 +91,7 @@ def _make_data(data: DataRecipe, task: str, folder: Path, opts: BuildOptions) ->
         shutil.rmtree(folder)
     return synthesize_dataset(task, _scaled(data.n, opts.data_scale, 4), folder, seed=data.seed,
                               structure=data.structure, test_fraction=data.test_fraction, size=data.size,
-                              params=dict(data.params) or None)
+                              params=dict(data.params) or None, randomized=data.source == "randomized")
 
 
 def _train(config: Any, run_dir: Path, opts: BuildOptions) -> Path:
@@ -187,9 +187,10 @@ def build_recipe(recipe: Recipe, pretrained: Path | None, opts: BuildOptions, st
         "name": md.name, "description": md.description, "tags": md.tags, "license": md.license,
         "version": md.version, "authors": [a.model_dump(exclude_none=True) for a in md.authors],
         "cite": cite_entries(*md.cite), "training_data": md.training_data,
-        "operating_range": md.operating_range, "git_repo": md.git_repo,
+        "operating_range": md.operating_range or _domain_range(recipe), "git_repo": md.git_repo,
         "training_recipe": (f"`unifmir zoo build {recipe.id}` (recipe packaging/recipes/): preset "
-                            f"`{recipe.preset}`, fine-tuned {cfg.schedule.steps} steps from "
+                            f"`{recipe.preset}`, fine-tuned {cfg.schedule.steps} steps (batch "
+                            f"{ft.batch_size}, patch {cfg.data.patch_for(recipe.task)}) from "
                             f"{'the suite pretraining' if recipe.finetune.init == 'suite' else init}, "
                             f"Adam lr {ft.lr:g}, L1 loss as in the UniFMIR reference."),
         "metrics": metrics,
@@ -224,6 +225,15 @@ def build_recipe(recipe: Recipe, pretrained: Path | None, opts: BuildOptions, st
         "zip_sha256": sha256sum(zip_path),
     }
     return steps.put(key, record)
+
+
+def _domain_range(recipe: Recipe) -> str:
+    """The operating range of a recipe trained on its task's randomised domain ('' otherwise)."""
+    if recipe.data.source != "randomized":
+        return ""
+    from unifmir.data.domain import get_domain
+
+    return "Trained on randomised acquisitions: " + get_domain(recipe.task).describe() + "."
 
 
 def _checkpoint_from_bundle(folder: Path, out: Path) -> Path:

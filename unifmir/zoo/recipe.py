@@ -28,9 +28,11 @@ class _Strict(BaseModel):
 
 
 class DataRecipe(_Strict):
-    """Where the training pairs come from: a synthetic generator or a folder in our layout."""
+    """Where the training pairs come from: a synthetic generator (``synthetic``: ``n`` fixed pairs;
+    ``randomized``: pairs drawn on the fly over the task's domain, ``n`` held-out pairs) or a
+    folder in our layout."""
 
-    source: Literal["synthetic", "folder"] = "synthetic"
+    source: Literal["synthetic", "randomized", "folder"] = "synthetic"
     path: str | None = None
     structure: str | None = None
     n: int = Field(48, ge=2)

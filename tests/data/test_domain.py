@@ -1,0 +1,67 @@
+"""The randomised training domain: what each draw renders and what the operating range states."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from unifmir.data import domain
+from unifmir.tasks import get_task
+
+
+@pytest.mark.parametrize("task", sorted(domain.DOMAINS))
+def test_draw_pair_shapes_and_physics_inside_the_domain(task: str) -> None:
+    spec, d = get_task(task), domain.get_domain(task)
+    for i in range(6):
+        a, b, phys = domain.draw_pair(task, np.random.default_rng([0, i]), 48)
+        assert a.shape[-2:] == (48, 48) and b.shape[-2:] == (48 * spec.scale, 48 * spec.scale)
+        assert a.dtype == b.dtype == np.float32 and np.isfinite(a).all() and np.isfinite(b).all()
+        assert d.photons[0] <= phys["photons"] <= d.photons[1]
+        assert d.sigma_px[0] <= phys["sigma_px"] <= d.sigma_px[1]
+        assert 0 <= phys["hot_pixels"] <= d.hot_pixels[1]
+        assert b.max() == pytest.approx(1.0) and b.min() >= 0  # unit-peak, noise-free target
+
+
+@pytest.mark.parametrize("task", sorted(domain.DOMAINS))
+def test_draws_vary_and_are_reproducible(task: str) -> None:
+    draws = [domain.draw_pair(task, np.random.default_rng([3, i]), 32) for i in range(8)]
+    photons = {round(p["photons"], 3) for _, _, p in draws}
+    assert len(photons) == 8  # a new acquisition every draw, not one fixed set
+    again = domain.draw_pair(task, np.random.default_rng([3, 0]), 32)
+    np.testing.assert_array_equal(again[0], draws[0][0])
+
+
+def test_every_family_renders_structure() -> None:
+    rng = np.random.default_rng(1)
+    for name, draw in domain.FAMILIES_2D.items():
+        img = draw((64, 64), rng, 1.0)
+        assert img.shape == (64, 64) and float(img.std()) > 0, name
+
+
+def test_hot_pixels_hit_the_requested_fraction_and_share_the_sensor_across_z() -> None:
+    rng = np.random.default_rng(2)
+    stack = np.zeros((4, 100, 100), np.float32)
+    out = domain.add_hot_pixels(stack, rng, photons=10.0, fraction=0.01)
+    hot = out > 0
+    assert 60 <= hot[0].sum() <= 140 and (hot == hot[0]).all()
+    assert out[hot].min() >= 50.0  # at least 5x the photon budget
+    assert stack.max() == 0  # the input is not modified
+
+
+def test_background_gradient_is_smooth_shot_noise_on_top() -> None:
+    img = np.full((64, 64), 5.0, np.float32)
+    out = domain.add_background_gradient(img, np.random.default_rng(4), level=200.0)
+    assert out.mean() > 5.0 + 20 and np.all(out >= 5.0)
+    assert (out - 5.0 == np.round(out - 5.0)).all()  # Poisson counts
+
+
+def test_operating_range_names_the_physics_a_user_checks() -> None:
+    text = domain.get_domain("sr").describe()
+    for word in ("PSF sigma", "photo-electrons", "read noise", "hot pixels", "Airy", "output grid"):
+        assert word in text, word
+    assert "axial PSF sigma" in domain.get_domain("denoise").describe()
+
+
+def test_task_without_a_domain_is_refused_with_the_alternative() -> None:
+    with pytest.raises(ValueError, match="unifmir synth"):
+        domain.get_domain("volumetric")
