@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import hashlib
 import json
 import os
 import platform
@@ -251,7 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         "wall_s": wall,
         "note": args.note or "",
         "timings_s": dict(timer.s),
-        "bundles": [{"id": b.id, "name": b.name, "task": b.task, "load_s": b.load_s, "predict_s": b.predict_s,
+        "bundles": [{"id": b.id, "name": b.name, "task": b.task,
+                     "rdf_sha256": hashlib.sha256((b.folder / "rdf.yaml").read_bytes()).hexdigest(),
+                     "load_s": b.load_s, "predict_s": b.predict_s,
                      "predictions": b.predictions, "adapter": b.weight_format} for b in bundles],
         "failures": failures,
         "n2v": n2v_facts,

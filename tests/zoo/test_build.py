@@ -73,3 +73,48 @@ def test_build_resume_and_table(tmp_path: Path) -> None:
 def test_unknown_recipe_names_the_choices(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown recipe.*available: unifmir-"):
         build_suite(["no-such-model"], BuildOptions(work=tmp_path / "w", out=tmp_path / "o"))
+
+
+def _record(rid: str, rdf: Path, **kw: object) -> dict:
+    from unifmir.zoo.fetch import sha256sum
+
+    base = {"id": rid, "task": "sr", "params": 10, "size_mb": 1.0, "psnr": 30.0, "ssim": 0.9,
+            "baseline": "bicubic", "baseline_psnr": 25.0, "baseline_ssim": 0.5, "n_test": 2,
+            "gates": {"a": True}, "steps": 3, "consumers": ["bioimageio.core"], "zip": "/elsewhere/x.zip",
+            "checkpoint": "/elsewhere/best.pt", "recipe": {"finetune": {"steps": 3, "batch_size": 2, "patch_size": 8}},
+            "rdf_sha256": sha256sum(rdf)}
+    return {**base, **kw}
+
+
+def test_committed_records_keep_the_rows_a_fresh_machine_did_not_rebuild(tmp_path: Path) -> None:
+    from unifmir.zoo.build import SUITE_RECORDS, suite_records, write_suite_readme, write_suite_records
+
+    out = tmp_path / "zoo"
+    for rid in ("kept", "rebuilt-elsewhere"):
+        (out / rid).mkdir(parents=True)
+        (out / rid / "rdf.yaml").write_text(f"name: {rid}\n")
+    recs = [_record("kept", out / "kept" / "rdf.yaml"), _record("rebuilt-elsewhere", out / "rebuilt-elsewhere" / "rdf.yaml")]
+    path = write_suite_records(recs, out)
+    saved = json.loads(path.read_text())
+    assert path.name == SUITE_RECORDS and set(saved) == {"kept", "rebuilt-elsewhere"}
+    assert not {"zip", "checkpoint", "zip_sha256"} & set(saved["kept"])  # no machine-local paths
+    (out / "rebuilt-elsewhere" / "rdf.yaml").write_text("name: another build\n")
+    found = suite_records(tmp_path / "empty-work", out)  # a fresh machine: nothing in the work folder
+    assert [r["id"] for r in found] == ["kept"]
+    table = write_suite_readme(found, out).read_text()
+    assert "[kept](kept/)" in table and "3 x 2 x 8² = 0 M" in table
+
+
+def test_real_image_column_counts_wins_and_flags_a_rebuilt_bundle(tmp_path: Path) -> None:
+    from unifmir.zoo.build import _real_image_wins
+
+    def run(date: str, sha: str, passes: list[bool]) -> dict:
+        rows = [{"method": "m", "kind": "bundle", "vs_best_baseline": {"passes": p}} for p in passes]
+        return {"meta": {"date": date, "bundles": [{"id": "m", "task": "sr", "rdf_sha256": sha}]},
+                "tasks": {"sr": {"conditions": [{"rows": [r]} for r in rows]}}}
+
+    (tmp_path / "real_images_results.json").write_text(json.dumps(run("2026-01-01", "old", [False, False])))
+    (tmp_path / "real_images_results_sr.json").write_text(json.dumps(run("2026-02-01", "new", [True, False, True])))
+    assert _real_image_wins(tmp_path) == {"m": "2 / 3"}  # the most recent run of the task
+    assert _real_image_wins(tmp_path, {"m": "new"}) == {"m": "2 / 3"}
+    assert "stale" in _real_image_wins(tmp_path, {"m": "newer"})["m"]

