@@ -202,6 +202,8 @@ class Domain:
     """Probability of a smooth background gradient (peak up to 2x the photon budget's 20 %)."""
     hot_pixels: tuple[float, float] = (0.0, 2e-3)
     """Hot-pixel fraction range, drawn for half the pairs (the other half: none)."""
+    clutter: tuple[float, float] = (0.0, 0.0)
+    """Out-of-surface clutter brightness relative to the sheet (projection)."""
     airy: float = 0.3
     """Probability of an Airy (instead of Gaussian) PSF where the forward model has one (SR)."""
     axial_sigma_px: tuple[float, float] | None = None
@@ -216,7 +218,10 @@ class Domain:
                  + (", Gaussian or Airy" if self.airy > 0 and get_task(self.task).scale > 1 else ", Gaussian")
                  + (" on the output grid)" if get_task(self.task).scale > 1 else ")")]
         if self.axial_sigma_px:
-            parts.append(f"axial PSF sigma {self.axial_sigma_px[0]:g}-{self.axial_sigma_px[1]:g} slices")
+            what = "sheet thickness (axial sigma)" if self.clutter[1] > 0 else "axial PSF sigma"
+            parts.append(f"{what} {self.axial_sigma_px[0]:g}-{self.axial_sigma_px[1]:g} slices")
+        if self.clutter[1] > 0:
+            parts.append(f"out-of-surface clutter 0-{self.clutter[1]:g} x the surface brightness")
         parts += [f"{self.photons[0]:g}-{self.photons[1]:g} photo-electrons at the brightest pixel",
                   f"read noise {self.read_noise[0]:g}-{self.read_noise[1]:g} e-",
                   f"background 0-{self.background[1]:g} e- (with smooth gradients)",
@@ -229,6 +234,8 @@ DOMAINS: dict[str, Domain] = {
     "sr": Domain("sr", sigma_px=(1.6, 3.4), photons=(5.0, 500.0)),
     "denoise": Domain("denoise", sigma_px=(0.3, 1.8), axial_sigma_px=(0.2, 2.0), photons=(2.0, 200.0),
                       background=(0.0, 10.0), read_noise=(0.5, 3.0)),
+    "projection": Domain("projection", sigma_px=(0.5, 2.0), axial_sigma_px=(1.0, 3.5), photons=(3.0, 200.0),
+                         background=(0.0, 10.0), read_noise=(0.5, 3.0), clutter=(0.0, 1.0), hot_pixels=(0.0, 1e-3)),
 }
 """Task name -> its training domain (tasks without one train on fixed synthetic sets)."""
 
@@ -285,7 +292,25 @@ def _denoise(rng: np.random.Generator, d: Domain, size: int, depth: int = 16) ->
     return lq, fwd._unit_peak(clean), {"sigma_px": s_xy, "axial_sigma_px": s_z, **cam, **info}
 
 
-_DRAW: dict[str, Callable[..., tuple[np.ndarray, np.ndarray, dict[str, Any]]]] = {"sr": _sr, "denoise": _denoise}
+def _projection(rng: np.random.Generator, d: Domain, size: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    spec = get_task("projection")
+    depth = int(spec.in_depth or 50)
+    assert d.axial_sigma_px is not None
+    lateral, axial = float(rng.uniform(*d.sigma_px)), float(rng.uniform(*d.axial_sigma_px))
+    clutter = float(rng.uniform(*d.clutter)) if rng.uniform() < 0.8 else 0.0
+    cam = _camera(rng, d)
+    surface = object_2d((size, size), rng, d.families)
+    height = syn.height_map((size, size), rng, depth, margin=max(4.0, 2 * axial))
+    lq, hq, _ = fwd.projection_forward(surface, height, rng, depth=depth, lateral_sigma=lateral, axial_sigma=axial,
+                                       clutter=clutter, photons=cam["photons"], background=cam["background"],
+                                       read_noise=cam["read_noise"])
+    lq, info = _defects(lq, rng, d, cam["photons"])
+    return lq, hq, {"sigma_px": lateral, "axial_sigma_px": axial, "clutter": clutter, **cam, **info}
+
+
+_DRAW: dict[str, Callable[..., tuple[np.ndarray, np.ndarray, dict[str, Any]]]] = {
+    "sr": _sr, "denoise": _denoise, "projection": _projection,
+}
 
 
 def draw_pair(task: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
