@@ -73,3 +73,22 @@ def test_synth_cli_refuses_existing(tmp_path, capsys):
     assert main(args) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert main(args + ["--overwrite"]) == 0
+
+
+def test_synth_randomized_cli_writes_a_stream_dataset(tmp_path, capsys):
+    out = tmp_path / "ds"
+    assert main(["synth", "--task", "sr", "--randomized", "--n", "2", "--size", "32", "--out", str(out)]) == 0
+    info = load_dataset_info(out)
+    assert info.stream is not None and info.counts == {"train": 0, "test": 2}
+    assert len(info.provenance["test_physics"]) == 2  # the physics of each held-out pair is recorded
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--structure", "ccp"], "drop --structure/--param"),
+    (["--task", "volumetric"], "no randomised domain yet"),
+])
+def test_synth_randomized_refuses_what_the_domain_decides(tmp_path, capsys, extra, words):
+    argv = ["synth", "--task", "sr", "--randomized", "--n", "2", "--out", str(tmp_path / "ds"), *extra]
+    assert main(argv) != 0
+    assert words in capsys.readouterr().err
+    assert not (tmp_path / "ds").exists()
