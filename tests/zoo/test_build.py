@@ -87,17 +87,18 @@ def _record(rid: str, rdf: Path, **kw: object) -> dict:
 
 
 def test_committed_records_keep_the_rows_a_fresh_machine_did_not_rebuild(tmp_path: Path) -> None:
-    from unifmir.zoo.build import SUITE_RECORDS, suite_records, write_suite_readme, write_suite_records
+    from unifmir.zoo.build import SUITE_RECORDS, suite_failures, suite_records, write_suite_readme, write_suite_records
 
     out = tmp_path / "zoo"
     for rid in ("kept", "rebuilt-elsewhere"):
         (out / rid).mkdir(parents=True)
         (out / rid / "rdf.yaml").write_text(f"name: {rid}\n")
     recs = [_record("kept", out / "kept" / "rdf.yaml"), _record("rebuilt-elsewhere", out / "rebuilt-elsewhere" / "rdf.yaml")]
-    path = write_suite_records(recs, out)
+    path = write_suite_records(recs, out, [{"id": "broken", "gates": ["input-sensitivity"], "detail": "x"}])
     saved = json.loads(path.read_text())
-    assert path.name == SUITE_RECORDS and set(saved) == {"kept", "rebuilt-elsewhere"}
-    assert not {"zip", "checkpoint", "zip_sha256"} & set(saved["kept"])  # no machine-local paths
+    assert path.name == SUITE_RECORDS and set(saved["bundles"]) == {"kept", "rebuilt-elsewhere"}
+    assert not {"zip", "checkpoint", "zip_sha256"} & set(saved["bundles"]["kept"])  # no machine-local paths
+    assert [f["id"] for f in suite_failures(tmp_path / "empty-work", out)] == ["broken"]
     (out / "rebuilt-elsewhere" / "rdf.yaml").write_text("name: another build\n")
     found = suite_records(tmp_path / "empty-work", out)  # a fresh machine: nothing in the work folder
     assert [r["id"] for r in found] == ["kept"]

@@ -291,8 +291,7 @@ def suite_records(work: Path, out: Path) -> list[dict[str, Any]]:
     for the bundles it did not build, those committed in ``out/records.json`` whose bundle folder
     is still the one they describe (same ``rdf.yaml`` SHA-256)."""
     mine = {r["id"]: r for r in current_records(work)}
-    path = Path(out) / SUITE_RECORDS
-    committed = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    committed = _committed(out).get("bundles", {})
     for rid, r in committed.items():
         rdf = Path(out) / rid / "rdf.yaml"
         if rid in mine or not rdf.is_file():
@@ -303,10 +302,25 @@ def suite_records(work: Path, out: Path) -> list[dict[str, Any]]:
     return list(mine.values())
 
 
-def write_suite_records(records: Iterable[dict[str, Any]], out: Path) -> Path:
-    """Write ``out/records.json`` (atomically): the records without machine-local paths."""
-    doc = {r["id"]: {k: v for k, v in r.items() if k not in _LOCAL_FIELDS}
-           for r in sorted(records, key=lambda r: r["id"])}
+def _committed(out: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    path = Path(out) / SUITE_RECORDS
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def suite_failures(work: Path, out: Path) -> list[dict[str, Any]]:
+    """Recipes whose latest build failed a gate: this machine's records, else the committed ones."""
+    found = {f["id"]: f for f in _committed(out).get("failed", {}).values()}
+    found.update({f["id"]: f for f in _failed_records(work)})
+    return list(found.values())
+
+
+def write_suite_records(records: Iterable[dict[str, Any]], out: Path,
+                        failed: Iterable[dict[str, Any]] = ()) -> Path:
+    """Write ``out/records.json`` (atomically): the bundles' records without machine-local paths,
+    and the recipes that failed a gate."""
+    doc = {"bundles": {r["id"]: {k: v for k, v in r.items() if k not in _LOCAL_FIELDS}
+                       for r in sorted(records, key=lambda r: r["id"])},
+           "failed": {f["id"]: f for f in sorted(failed, key=lambda f: f["id"])}}
     path = Path(out) / SUITE_RECORDS
     with atomic_path(path, overwrite=True) as tmp:
         tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
@@ -457,8 +471,9 @@ def _build_suite(names: Iterable[str] | None, opts: BuildOptions) -> list[dict[s
             steps.put(f"failed-{n}", {"id": n, "gates": failed, "detail": str(err)})
     # the table covers every bundle built so far, not only this call's
     kept = [r for r in suite_records(opts.work, opts.out) if (opts.out / r["id"]).is_dir()]
-    write_suite_records(kept, opts.out)
-    write_suite_readme(kept, opts.out, failed=_failed_records(opts.work))
+    failures = [f for f in suite_failures(opts.work, opts.out) if f["id"] not in {r["id"] for r in kept}]
+    write_suite_records(kept, opts.out, failures)
+    write_suite_readme(kept, opts.out, failed=failures)
     return records
 
 
