@@ -220,12 +220,19 @@ def build_recipe(recipe: Recipe, pretrained: Path | None, opts: BuildOptions, st
         "baseline_ssim": by_method[baseline].mean["ssim"] if baseline else None,
         "n_test": len(result.images),
         "gates": {g.name: g.ok for g in report.gates}, "weights": report.weight_formats,
-        "train_seconds": train_s, "export_seconds": export_s, "steps": cfg.schedule.steps,
+        "train_seconds": train_s, "export_seconds": export_s,
+        "steps": (_trained_steps(opts.out, recipe.id) if reused is not None else None) or cfg.schedule.steps,
         "weights_reused": reused is not None, "consumers": report.consumers,
         "recipe": recipe.record(),
         "zip_sha256": sha256sum(zip_path),
     }
     return steps.put(key, record)
+
+
+def _trained_steps(out: Path, rid: str) -> int | None:
+    """The fine-tuning steps the bundle ``out/rid`` was trained with (its committed record), for a
+    build that re-exports its weights (``--weights-from``): the recipe's budget is not what they had."""
+    return _committed(out).get("bundles", {}).get(rid, {}).get("steps")
 
 
 def _domain_range(recipe: Recipe) -> str:
