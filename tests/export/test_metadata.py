@@ -52,3 +52,11 @@ def test_citations_are_not_duplicated_and_no_data_doi_is_added() -> None:
     cites = metadata.citations(meta)
     assert [c.get("doi") or c.get("url") for c in cites] == [docs.UNIFMIR_DOI, "https://arxiv.org/abs/2108.10257"]
     assert all(c.get("doi") != docs.UNIFMIR_DATA_DOI for c in cites)
+
+
+def test_description_states_the_operating_range_within_the_limit() -> None:
+    rng = "lateral PSF sigma 1.6-3.4 px;\n 5-500 photo-electrons"
+    text = metadata._description("2x super-resolution  of widefield images.", rng)
+    assert text == "2x super-resolution of widefield images. Operating range: lateral PSF sigma 1.6-3.4 px; 5-500 photo-electrons"
+    assert metadata._description("plain", "") == "plain"
+    assert metadata._description("plain", "x" * 1100) == "plain"  # over bioimage.io's 1024: README only

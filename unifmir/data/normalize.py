@@ -2,7 +2,7 @@
 
 * **Percentile** (CSBDeep style): ``y = (x - p_lo) / (p_hi - p_lo + eps)`` with ``p_lo``/``p_hi``
   the ``pmin``/``pmax`` percentiles of the image (or of each slice/channel when ``axes`` names the
-  axes to reduce over). ``pmin=0, pmax=100`` is min-max normalisation (the SR recipe).
+  axes to reduce over). ``pmin=0, pmax=100`` is min-max normalisation (the reference SR recipe; no task uses it: one hot pixel would set the scale).
 * **VCD** (light-field volumetric task): ``y = x / (1.1 * max(x) / 2) - 1`` so that the data fill
   roughly ``[-1, 0.82]``, matching the tanh output range of the UNetA stage.
 

@@ -35,6 +35,20 @@ WEIGHTS_ORDER: tuple[gates.ExportedFormat, ...] = ("torchscript", "pytorch_state
 """Weight formats in the order the rdf lists them (deepImageJ takes the first it has an engine for)."""
 
 
+_DESCRIPTION_MAX = 1024
+"""bioimage.io's limit on ``description`` (spec 0.5: ``MaxLen(1024)``)."""
+
+
+def _description(text: str, operating_range: str) -> str:
+    """The rdf description: the model's text, then its operating range where it fits the limit (the
+    README always carries the range)."""
+    text = " ".join(text.split())
+    if not operating_range:
+        return text
+    full = f"{text} Operating range: {' '.join(operating_range.split())}"
+    return full if len(full) <= _DESCRIPTION_MAX else text
+
+
 def consumer_support(layout: D.TensorLayout, libtorch_state: str) -> list[docs.ConsumerSupport]:
     """Which consumers run the bundle (what its tags and README claim)."""
     same_shape = (
@@ -151,7 +165,7 @@ def model_descr(
     )
     kwargs: dict[str, Any] = dict(
         name=name,
-        description=meta.description or f"UniFMIR {spec.title}: {spec.description}",
+        description=_description(meta.description or f"UniFMIR {spec.title}: {spec.description}", meta.operating_range),
         authors=authors,
         maintainers=[v0_5.Maintainer(**m) for m in meta.maintainers] if meta.maintainers else [],
         cite=cite,
