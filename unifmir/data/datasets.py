@@ -251,15 +251,18 @@ class PatchDataset(torch.utils.data.Dataset):
         if not 0 <= index < self.length:
             raise IndexError(f"index {index} out of range for {self.length} items")
         rng = self._rng(index)
-        k = index % len(self.pairs)
-        a, b = self._arrays(k)
-        sa, sb = self._norm_stats(k)
+        a, b, sa, sb = self._source(index)
         x, y = getattr(self, f"_sample_{self.spec.name}")(a, b, rng)
         x, y = self._apply(x, sa), self._apply(y, sb)
         return {
             "input": torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
             "target": torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)),
         }
+
+    def _source(self, index: int) -> tuple[np.ndarray, np.ndarray, NormStats | None, NormStats | None]:
+        """The pair item ``index`` is cropped from and its normalisation statistics."""
+        k = index % len(self.pairs)
+        return (*self._arrays(k), *self._norm_stats(k))
 
     def _crop2d(self, rng, H: int, W: int, p: int, grid: int = 1) -> tuple[int, int]:
         y0 = int(rng.integers(0, max(H - p, 0) // grid + 1)) * grid

@@ -191,6 +191,8 @@ class Domain:
     """The acquisitions one task's training pairs are drawn from (all ranges inclusive)."""
 
     task: str
+    render: Callable[[np.random.Generator, "Domain", int], tuple[np.ndarray, np.ndarray, dict[str, Any]]]
+    """``render(rng, domain, size)``: one ``(input, target, physics)`` pair through the task's forward model."""
     sigma_px: tuple[float, float]
     """Lateral PSF Gaussian sigma, in pixels of the target grid (SR: the fine grid)."""
     photons: tuple[float, float]
@@ -228,16 +230,6 @@ class Domain:
                   f"up to {self.hot_pixels[1] * 100:g} % hot pixels",
                   "structures: " + ", ".join(self.families)]
         return "; ".join(parts)
-
-
-DOMAINS: dict[str, Domain] = {
-    "sr": Domain("sr", sigma_px=(1.6, 3.4), photons=(5.0, 500.0)),
-    "denoise": Domain("denoise", sigma_px=(0.3, 1.8), axial_sigma_px=(0.2, 2.0), photons=(2.0, 200.0),
-                      background=(0.0, 10.0), read_noise=(0.5, 3.0)),
-    "projection": Domain("projection", sigma_px=(0.5, 2.0), axial_sigma_px=(1.0, 3.5), photons=(3.0, 200.0),
-                         background=(0.0, 10.0), read_noise=(0.5, 3.0), clutter=(0.0, 1.0), hot_pixels=(0.0, 1e-3)),
-}
-"""Task name -> its training domain (tasks without one train on fixed synthetic sets)."""
 
 
 def get_domain(task: str) -> Domain:
@@ -308,12 +300,17 @@ def _projection(rng: np.random.Generator, d: Domain, size: int) -> tuple[np.ndar
     return lq, hq, {"sigma_px": lateral, "axial_sigma_px": axial, "clutter": clutter, **cam, **info}
 
 
-_DRAW: dict[str, Callable[..., tuple[np.ndarray, np.ndarray, dict[str, Any]]]] = {
-    "sr": _sr, "denoise": _denoise, "projection": _projection,
+DOMAINS: dict[str, Domain] = {
+    "sr": Domain("sr", _sr, sigma_px=(1.6, 3.4), photons=(5.0, 500.0)),
+    "denoise": Domain("denoise", _denoise, sigma_px=(0.3, 1.8), axial_sigma_px=(0.2, 2.0), photons=(2.0, 200.0),
+                      background=(0.0, 10.0), read_noise=(0.5, 3.0)),
+    "projection": Domain("projection", _projection, sigma_px=(0.5, 2.0), axial_sigma_px=(1.0, 3.5), photons=(3.0, 200.0),
+                         background=(0.0, 10.0), read_noise=(0.5, 3.0), clutter=(0.0, 1.0), hot_pixels=(0.0, 1e-3)),
 }
+"""Task name -> its training domain (tasks without one train on fixed synthetic sets)."""
 
 
 def draw_pair(task: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """One pair ``(input, target, physics)`` of ``task`` drawn from its domain; ``size`` = input Y/X."""
     d = get_domain(task)
-    return _DRAW[d.task](rng, d, int(size))
+    return d.render(rng, d, int(size))

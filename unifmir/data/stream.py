@@ -4,7 +4,7 @@
 ``stream`` entry, written by ``unifmir synth --randomized``): no fixed training set, every item
 renders a new acquisition, so a long training run never sees an image twice. Items are shaped,
 normalised and augmented exactly as :class:`~unifmir.data.datasets.PatchDataset` does for a file
-pair (the same sampling methods): each rendered image is normalised as a whole with the task's
+pair (its `__getitem__`; only `_source`, the pair an item is cut from, differs): each rendered image is normalised as a whole with the task's
 percentiles, as prediction normalises a user's image, and then cropped. Rendering costs more than
 a crop, so ``reuse`` consecutive items share one rendered image (different crops and
 augmentations). Item ``i`` of epoch ``e`` is a pure function of ``(seed, e, i)``.
@@ -15,11 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 from unifmir.data.datasets import PatchDataset
 from unifmir.data.domain import draw_pair, get_domain
-from unifmir.data.normalize import NormStats, normalize_for_task
+from unifmir.data.normalize import NormStats
 from unifmir.tasks import TaskSpec, get_task
 
 __all__ = ["StreamDataset", "DEFAULT_EPOCH_SIZE", "DEFAULT_REUSE"]
@@ -77,23 +76,11 @@ class StreamDataset(PatchDataset):
         rng = np.random.default_rng([self.seed, self.epoch, int(key), 7])
         return draw_pair(self.spec.name, rng, self.image_size)
 
-    def _image_stats(self, arr: np.ndarray) -> NormStats | None:
-        if not self.normalize:
-            return None
-        return normalize_for_task(arr, self.spec)[1]
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        if not 0 <= index < self.length:
-            raise IndexError(f"index {index} out of range for {self.length} items")
+    def _source(self, index: int) -> tuple[np.ndarray, np.ndarray, NormStats | None, NormStats | None]:
+        """The rendered pair item ``index`` is cropped from (shared by ``reuse`` items) and its stats."""
         key = (self.epoch, index // self.reuse)
         if self._last is None or self._last[0] != key:
             a, b, _ = self.render(key[1])
-            self._last = (key, a, b, self._image_stats(a), self._image_stats(b))
-        _, a, b, sa, sb = self._last
-        rng = self._rng(index)
-        x, y = getattr(self, f"_sample_{self.spec.name}")(a, b, rng)
-        x, y = self._apply(x, sa), self._apply(y, sb)
-        return {
-            "input": torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
-            "target": torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)),
-        }
+            stats = (self._stats_of(a), self._stats_of(b)) if self.normalize else (None, None)
+            self._last = (key, a, b, *stats)
+        return self._last[1:]

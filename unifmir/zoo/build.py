@@ -340,24 +340,24 @@ def _real_image_wins(folder: Path | None = None, rdf_sha256: dict[str, str] | No
     whose ``rdf.yaml`` (``rdf_sha256``: id -> hash now) differs from the one benchmarked reads
     ``stale``: its numbers are those of an earlier build."""
     folder = folder or default_packaging_dir().parent / "benchmarks"
-    latest: dict[str, tuple[str, dict[str, Any]]] = {}
+    latest: dict[str, tuple[str, dict[str, Any], dict[str, str]]] = {}  # task -> (date, summary, id -> rdf sha)
     for path in sorted(folder.glob("real_images_results*.json")):
         doc = json.loads(path.read_text(encoding="utf-8"))
-        date = str(doc.get("meta", {}).get("date", ""))
+        meta = doc.get("meta", {})
+        date = str(meta.get("date", ""))
+        shas = {b["id"]: b["rdf_sha256"] for b in meta.get("bundles", []) if "rdf_sha256" in b}
         for task, summary in doc.get("tasks", {}).items():
             if task not in latest or date > latest[task][0]:
-                latest[task] = (date, summary)
+                latest[task] = (date, summary, shas)
     benchmarked: dict[str, str] = {}
-    for path in sorted(folder.glob("real_images_results*.json")):
-        for b in json.loads(path.read_text(encoding="utf-8")).get("meta", {}).get("bundles", []):
-            if "rdf_sha256" in b and b.get("task") in latest:
-                benchmarked[b["id"]] = b["rdf_sha256"]
     won: dict[str, list[bool]] = {}
-    for _, summary in latest.values():
+    for _, summary, shas in latest.values():
         for cond in summary.get("conditions", []):
             for row in cond.get("rows", []):
                 if row.get("kind") == "bundle" and row.get("vs_best_baseline"):
                     won.setdefault(row["method"], []).append(bool(row["vs_best_baseline"]["passes"]))
+                    if row["method"] in shas:
+                        benchmarked[row["method"]] = shas[row["method"]]
     now = rdf_sha256 or {}
     return {k: (f"{sum(v)} / {len(v)}" if k not in now or benchmarked.get(k, now[k]) == now[k]
                 else "stale (rebuilt since the benchmark)") for k, v in won.items()}
