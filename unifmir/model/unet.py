@@ -83,6 +83,21 @@ class UNetA(nn.Module):
             dec.append(nn.Sequential(nn.Conv2d(cin, cout, 3, 1, 1), nn.ReLU(inplace=True), nn.BatchNorm2d(cout)))
         self.decoder_layers = nn.ModuleList(dec)
         self.pool = nn.MaxPool2d(kernel_size=3, stride=2)  # floor mode
+        self._init_convs()
+
+    def _init_convs(self) -> None:
+        """He (fan-in) initialisation, zero biases. The reference keeps PyTorch's default
+        (uniform, a = sqrt(5)), which shrinks the signal ~1.7x per layer: through the stem and the
+        eight linear upsampling convolutions the light field's contrast falls below the biases and
+        a new UNetA outputs nearly the same volume for any input. Gain 1 along that linear chain,
+        the ReLU gain in the Conv-BN-ReLU blocks."""
+        linear = [self.conv2d, *(m for layer in self.layers for m in layer.modules() if isinstance(m, nn.Conv2d))]
+        for conv in self.modules():
+            if isinstance(conv, nn.Conv2d):
+                gain = "linear" if any(conv is c for c in linear) else "relu"
+                nn.init.kaiming_normal_(conv.weight, nonlinearity=gain)
+                if conv.bias is not None:
+                    nn.init.zeros_(conv.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         H, W = x.shape[2], x.shape[3]

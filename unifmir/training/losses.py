@@ -43,6 +43,13 @@ class StagedL1:
         Explicit phase ends in steps (one per phase with an ``until_epoch``), overriding the above.
     fixed_weights:
         One weighting used for the whole run instead of the registry's phases.
+    total_steps:
+        Length of the run. Epoch-based phase ends that would reach past it are compressed
+        proportionally so that the last phase starts at half the run: otherwise a short run never
+        leaves its first phase (the registry's volumetric recipe trains only the UNetA stage for
+        30 epochs; a 300-step small-preset run has 10, so its final output, the one a bundle
+        returns, never received a gradient and stayed the mean volume). Explicit
+        ``phase_steps`` are kept as given.
     """
 
     def __init__(
@@ -51,6 +58,7 @@ class StagedL1:
         steps_per_epoch: int = 100,
         phase_steps: Sequence[int] | None = None,
         fixed_weights: Mapping[str, float] | None = None,
+        total_steps: int | None = None,
     ) -> None:
         self.spec = get_task(task)
         if fixed_weights is not None:
@@ -66,6 +74,8 @@ class StagedL1:
                 else:
                     end = int(phase.until_epoch) * int(steps_per_epoch)
                 self.phases.append((end, dict(phase.weights)))
+            if phase_steps is None and total_steps is not None:
+                self.phases = _fit_phases(self.phases, int(total_steps))
         for _, weights in self.phases:
             bad = set(weights) - set(self.spec.stages)
             if bad:
@@ -101,7 +111,25 @@ class StagedL1:
         return total, parts
 
 
+def _fit_phases(phases: list[tuple[int | None, dict[str, float]]],
+                total_steps: int) -> list[tuple[int | None, dict[str, float]]]:
+    """Compress phase ends that reach the end of a ``total_steps`` run so the last phase gets
+    the second half of it (ends in proportion, each at least one step after the previous)."""
+    ends = [e for e, _ in phases if e is not None]
+    if not ends or max(ends) < total_steps:
+        return phases
+    factor = (total_steps // 2) / max(ends)
+    out: list[tuple[int | None, dict[str, float]]] = []
+    last = 0
+    for end, weights in phases:
+        if end is not None:
+            end = max(last + 1, int(round(end * factor)))
+            last = end
+        out.append((end, weights))
+    return out
+
+
 def build_loss(task: str, steps_per_epoch: int, phase_steps: Sequence[int] | None = None,
-               fixed_weights: Mapping[str, float] | None = None) -> StagedL1:
+               fixed_weights: Mapping[str, float] | None = None, total_steps: int | None = None) -> StagedL1:
     """Convenience constructor used by the trainer."""
-    return StagedL1(task, steps_per_epoch, phase_steps, fixed_weights)
+    return StagedL1(task, steps_per_epoch, phase_steps, fixed_weights, total_steps)
