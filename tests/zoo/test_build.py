@@ -106,6 +106,18 @@ def test_committed_records_keep_the_rows_a_fresh_machine_did_not_rebuild(tmp_pat
     assert "[kept](kept/)" in table and "3 x 2 x 8² = 0 M" in table
 
 
+def test_a_gate_that_did_not_run_is_not_counted_as_passed(tmp_path: Path) -> None:
+    from unifmir.zoo.build import write_suite_readme
+
+    out = tmp_path / "zoo"
+    (out / "m").mkdir(parents=True)
+    (out / "m" / "rdf.yaml").write_text("name: m\n")
+    rec = _record("m", out / "m" / "rdf.yaml", gates={"a": True, "libtorch-2.0.0": True},
+                  gates_not_run=["libtorch-2.0.0"])
+    table = write_suite_readme([rec], out).read_text()
+    assert "all pass (1); not run: libtorch-2.0.0" in table and "all pass (2)" not in table
+
+
 def test_real_image_column_counts_wins_and_flags_a_rebuilt_bundle(tmp_path: Path) -> None:
     from unifmir.zoo.build import _real_image_wins
 
