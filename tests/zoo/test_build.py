@@ -118,6 +118,23 @@ def test_a_gate_that_did_not_run_is_not_counted_as_passed(tmp_path: Path) -> Non
     assert "all pass (1); not run: libtorch-2.0.0" in table and "all pass (2)" not in table
 
 
+def test_transfer_column_compares_with_the_scratch_arm(tmp_path: Path) -> None:
+    from unifmir.zoo.build import write_suite_readme
+
+    out = tmp_path / "zoo"
+    for rid in ("b", "c", "plain"):
+        (out / rid).mkdir(parents=True)
+        (out / rid / "rdf.yaml").write_text(f"name: {rid}\n")
+    recs = [_record("b", out / "b" / "rdf.yaml", scratch={"psnr": 29.0, "ssim": 0.85, "steps": 3, "n_test": 2}),
+            _record("c", out / "c" / "rdf.yaml", scratch={"psnr": 31.0, "ssim": 0.80, "steps": 3, "n_test": 2}),
+            _record("plain", out / "plain" / "rdf.yaml")]
+    rows = {line.split("]")[0][3:]: line for line in write_suite_readme(recs, out).read_text().splitlines()
+            if line.startswith("| [")}
+    assert "29.00 / 0.850 (pretrained wins: +1.00 dB, +0.050)" in rows["b"]
+    assert "**pretrained does not win**: -1.00 dB, +0.100" in rows["c"]
+    assert "| - |" in rows["plain"]
+
+
 def test_real_image_column_counts_wins_and_flags_a_rebuilt_bundle(tmp_path: Path) -> None:
     from unifmir.zoo.build import _real_image_wins
 

@@ -94,8 +94,10 @@ class UNetA(nn.Module):
         linear = [self.conv2d, *(m for layer in self.layers for m in layer.modules() if isinstance(m, nn.Conv2d))]
         for conv in self.modules():
             if isinstance(conv, nn.Conv2d):
-                gain = "linear" if any(conv is c for c in linear) else "relu"
-                nn.init.kaiming_normal_(conv.weight, nonlinearity=gain)
+                if any(conv is c for c in linear):
+                    nn.init.kaiming_normal_(conv.weight, nonlinearity="linear")
+                else:
+                    nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
                 if conv.bias is not None:
                     nn.init.zeros_(conv.bias)
 

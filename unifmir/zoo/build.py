@@ -134,7 +134,6 @@ def _param_count(checkpoint: Path) -> int:
 
 def build_recipe(recipe: Recipe, pretrained: Path | None, opts: BuildOptions, steps: _Steps) -> dict[str, Any]:
     """Data -> fine-tune -> evaluate -> export for one recipe; returns its table record."""
-    from unifmir.training.config import finetune_config
     from unifmir.training.evaluate import evaluate_checkpoint, write_report
 
     # the digest covers what determines the trained weights; metadata/export edits only re-export
@@ -151,12 +150,7 @@ def build_recipe(recipe: Recipe, pretrained: Path | None, opts: BuildOptions, st
     # fine-tune (or take the weights of an existing bundle)
     init = {"suite": str(pretrained) if pretrained else "scratch"}.get(recipe.finetune.init, recipe.finetune.init)
     ft = recipe.finetune
-    overrides: dict[str, Any] = {"data": {"batch_size": ft.batch_size}, "checkpoint": {"val_every": ft.val_every}}
-    if ft.patch_size:
-        overrides["data"]["patch_size"] = ft.patch_size
-    cfg = finetune_config(recipe.task, data, init=init, preset=recipe.preset,
-                          steps=_scaled(ft.steps, opts.step_scale, 2), lr=ft.lr, device=opts.device,
-                          model_overrides=recipe.model or None, overrides=overrides)
+    cfg = _finetune_config(recipe, data, init, _scaled(ft.steps, opts.step_scale, 2), opts)
     t0 = time.perf_counter()
     reused = opts.weights_from / recipe.id if opts.weights_from else None
     if reused is not None:
@@ -212,6 +206,7 @@ def build_recipe(recipe: Recipe, pretrained: Path | None, opts: BuildOptions, st
                           **{"check_libtorch": True, **recipe.export, **opts.export_kwargs})
     export_s = time.perf_counter() - t0
     unzip_bundle(zip_path, opts.out / recipe.id, force=True)
+    n_steps: int = (_trained_steps(opts.out, recipe.id) if reused is not None else None) or cfg.schedule.steps
     record = {
         "rdf_sha256": sha256sum(opts.out / recipe.id / "rdf.yaml"),
         "id": recipe.id, "task": recipe.task, "zip": str(zip_path), "checkpoint": str(best),
@@ -224,12 +219,43 @@ def build_recipe(recipe: Recipe, pretrained: Path | None, opts: BuildOptions, st
         "gates": {g.name: g.ok for g in report.gates}, "weights": report.weight_formats,
         "gates_not_run": [g.name for g in report.gates if g.skipped],
         "train_seconds": train_s, "export_seconds": export_s,
-        "steps": (_trained_steps(opts.out, recipe.id) if reused is not None else None) or cfg.schedule.steps,
+        "steps": n_steps,
         "weights_reused": reused is not None, "consumers": report.consumers,
         "recipe": recipe.record(),
         "zip_sha256": sha256sum(zip_path),
     }
+    if recipe.compare_scratch:
+        record["scratch"] = scratch_arm(recipe, data, n_steps, opts, steps)
     return steps.put(key, record)
+
+
+def _finetune_config(recipe: Recipe, data: Path, init: str, n_steps: int, opts: BuildOptions) -> Any:
+    """The training config of ``recipe`` on ``data`` from ``init`` for ``n_steps`` steps."""
+    from unifmir.training.config import finetune_config
+
+    ft = recipe.finetune
+    overrides: dict[str, Any] = {"data": {"batch_size": ft.batch_size}, "checkpoint": {"val_every": ft.val_every}}
+    if ft.patch_size:
+        overrides["data"]["patch_size"] = ft.patch_size
+    return finetune_config(recipe.task, data, init=init, preset=recipe.preset, steps=n_steps, lr=ft.lr,
+                           device=opts.device, model_overrides=recipe.model or None, overrides=overrides)
+
+
+def scratch_arm(recipe: Recipe, data: Path, n_steps: int, opts: BuildOptions, steps: _Steps) -> dict[str, Any]:
+    """The recipe's network trained from scratch for ``n_steps`` steps (the bundle's own budget)
+    on the same data, scored on the same held-out split: ``{"psnr", "ssim", "steps", "n_test"}``
+    (cached in the work folder)."""
+    from unifmir.training.evaluate import evaluate_checkpoint
+
+    trained = recipe.record("task", "preset", "model", "data", "finetune")
+    key = f"scratch-{recipe.id}-{_digest([trained, n_steps, opts.data_scale])}"
+    if opts.resume and (rec := steps.get(key)):
+        return rec
+    opts.log(f"[zoo] {recipe.id}: the same network from scratch, same budget ({n_steps} steps)")
+    best = _train(_finetune_config(recipe, data, "scratch", n_steps, opts), opts.work / key / "run", opts)
+    result = evaluate_checkpoint(best, data, protocol="care", split="test", device=opts.device)
+    mean = result.summary_by_method()[result.model_methods[0]].mean
+    return steps.put(key, {"psnr": mean["psnr"], "ssim": mean["ssim"], "steps": n_steps, "n_test": len(result.images)})
 
 
 def _trained_steps(out: Path, rid: str) -> int | None:
@@ -374,6 +400,17 @@ def _budget_pixels(r: dict[str, Any]) -> str:
     return f"{r['steps']:,} x {batch} x {patch}² = {r['steps'] * batch * patch * patch / 1e6:.0f} M"
 
 
+def _scratch_text(r: dict[str, Any]) -> str:
+    """The from-scratch arm of a record against the bundle (``-`` where the recipe has none)."""
+    sc = r.get("scratch")
+    if not sc:
+        return "-"
+    wins = r["psnr"] > sc["psnr"] and r["ssim"] > sc["ssim"]
+    return (f"{sc['psnr']:.2f} / {sc['ssim']:.3f} "
+            f"({'pretrained wins' if wins else '**pretrained does not win**'}: "
+            f"{r['psnr'] - sc['psnr']:+.2f} dB, {r['ssim'] - sc['ssim']:+.3f})")
+
+
 def write_suite_readme(records: Iterable[dict[str, Any]], out: Path,
                        failed: Iterable[dict[str, Any]] = ()) -> Path:
     """Regenerate ``zoo_models/README.md``: one row per bundle with metrics vs baseline and gates."""
@@ -397,8 +434,12 @@ def write_suite_readme(records: Iterable[dict[str, Any]], out: Path,
         "baselines (`benchmarks/real_images_results.md`, per-image numbers); the column counts the conditions",
         "where the bundle beats the best baseline by the task's margin in PSNR and in SSIM.",
         "",
-        "| model | task | parameters | zip size | synthetic PSNR model / baseline (dB) | synthetic SSIM model / baseline | baseline | beats baseline (synthetic) | real images: conditions won | training budget (steps x batch x patch px) | consumers | gates |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "Transfer: for the recipes that ask for it (`compare_scratch`), the same network trained from",
+        "scratch on the same data with the bundle's own budget, scored on the same held-out split; the",
+        "bundle (fine-tuned from the suite pretraining, which never saw that data) is compared with it.",
+        "",
+        "| model | task | parameters | zip size | synthetic PSNR model / baseline (dB) | synthetic SSIM model / baseline | baseline | beats baseline (synthetic) | real images: conditions won | training budget (steps x batch x patch px) | from scratch, same budget: PSNR / SSIM | consumers | gates |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     real = _real_image_wins(rdf_sha256={r["id"]: r["rdf_sha256"] for r in rows if "rdf_sha256" in r})
     for r in rows:
@@ -415,6 +456,7 @@ def write_suite_readme(records: Iterable[dict[str, Any]], out: Path,
             f"| [{r['id']}]({r['id']}/) | {r['task']} | {r['params']:,} | {r['size_mb']:.1f} MB | "
             f"{r['psnr']:.2f} / {bp} | {r['ssim']:.3f} / {bs} | {r['baseline'] or '-'} | "
             f"{'yes' if beats else '**no**'} | {real.get(r['id'], 'not measured')} | {_budget_pixels(r)} | "
+            f"{_scratch_text(r)} | "
             f"{', '.join(r.get('consumers') or ['?'])} | {gate_txt} |"
         )
     def _budget(r: dict[str, Any]) -> str:

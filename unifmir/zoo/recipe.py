@@ -100,6 +100,9 @@ class Recipe(_Strict):
     export: dict[str, Any] = Field(default_factory=dict)
     notes: str = ""
     """Shown under the suite table (e.g. why the model does not beat its baseline)."""
+    compare_scratch: bool = False
+    """Also train the same network from scratch with the same budget and data, and report it
+    beside this model (the transfer claim: does the suite pretraining help on new data?)."""
 
     @field_validator("model")
     @classmethod
