@@ -135,6 +135,16 @@ def test_transfer_column_compares_with_the_scratch_arm(tmp_path: Path) -> None:
     assert "| - |" in rows["plain"]
 
 
+def test_a_failed_recipe_shows_its_notes(tmp_path: Path) -> None:
+    from unifmir.zoo.build import write_suite_readme
+    from unifmir.zoo.recipe import load_recipes
+
+    notes = " ".join(load_recipes()["unifmir-volumetric"].notes.split())
+    assert notes
+    table = write_suite_readme([], tmp_path, [{"id": "unifmir-volumetric", "gates": ["input-sensitivity"]}]).read_text()
+    assert f"- **unifmir-volumetric**: gate(s) input-sensitivity. {notes}" in table
+
+
 def test_real_image_column_counts_wins_and_flags_a_rebuilt_bundle(tmp_path: Path) -> None:
     from unifmir.zoo.build import _real_image_wins
 

@@ -479,7 +479,9 @@ def write_suite_readme(records: Iterable[dict[str, Any]], out: Path,
     if failed:
         lines += ["Not in the suite (failed a gate of the latest build; a bundle that fails a gate is removed "
                   "until it passes):", ""]
-        lines += [f"- **{f['id']}**: gate(s) {', '.join(f['gates'])}" for f in failed] + [""]
+        lines += [f"- **{f['id']}**: gate(s) {', '.join(f['gates'])}"
+                  + (f". {' '.join(recipes[f['id']].notes.split())}" if f["id"] in recipes and recipes[f["id"]].notes else "")
+                  for f in failed] + [""]
     missing = [m for m in missing if m not in {f["id"] for f in failed}]
     reused = [r["id"] for r in rows if r.get("weights_reused")]
     if reused:
