@@ -91,10 +91,10 @@ class UNetA(nn.Module):
         eight linear upsampling convolutions the light field's contrast falls below the biases and
         a new UNetA outputs nearly the same volume for any input. Gain 1 along that linear chain,
         the ReLU gain in the Conv-BN-ReLU blocks."""
-        linear = [self.conv2d, *(m for layer in self.layers for m in layer.modules() if isinstance(m, nn.Conv2d))]
+        linear = {id(self.conv2d), *(id(m) for m in self.layers.modules() if isinstance(m, nn.Conv2d))}
         for conv in self.modules():
             if isinstance(conv, nn.Conv2d):
-                if any(conv is c for c in linear):
+                if id(conv) in linear:
                     nn.init.kaiming_normal_(conv.weight, nonlinearity="linear")
                 else:
                     nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from unifmir.tasks import TaskSpec, get_task
 
-__all__ = ["StagedL1", "build_loss", "match_size"]
+__all__ = ["StagedL1", "match_size"]
 
 
 def match_size(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -127,9 +127,3 @@ def _fit_phases(phases: list[tuple[int | None, dict[str, float]]],
             last = end
         out.append((end, weights))
     return out
-
-
-def build_loss(task: str, steps_per_epoch: int, phase_steps: Sequence[int] | None = None,
-               fixed_weights: Mapping[str, float] | None = None, total_steps: int | None = None) -> StagedL1:
-    """Convenience constructor used by the trainer."""
-    return StagedL1(task, steps_per_epoch, phase_steps, fixed_weights, total_steps)

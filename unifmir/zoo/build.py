@@ -134,11 +134,10 @@ def _param_count(checkpoint: Path) -> int:
 
 def build_recipe(recipe: Recipe, pretrained: Path | None, opts: BuildOptions, steps: _Steps) -> dict[str, Any]:
     """Data -> fine-tune -> evaluate -> export for one recipe; returns its table record."""
-    from unifmir.training.evaluate import evaluate_checkpoint, write_report
+    from unifmir.training.evaluate import write_report
 
     # the digest covers what determines the trained weights; metadata/export edits only re-export
-    trained = recipe.record("task", "preset", "model", "data", "finetune")
-    key = f"model-{recipe.id}-{_digest([trained, opts.step_scale, opts.data_scale, str(pretrained)])}"
+    key = f"model-{recipe.id}-{_digest([_trained_fields(recipe), opts.step_scale, opts.data_scale, str(pretrained)])}"
     done = steps.get(key) if opts.resume else None
     if done and Path(done["zip"]).is_file() and done.get("recipe") == recipe.record():
         opts.log(f"[zoo] {recipe.id}: up to date")
@@ -162,7 +161,7 @@ def build_recipe(recipe: Recipe, pretrained: Path | None, opts: BuildOptions, st
     train_s = time.perf_counter() - t0
 
     # evaluate on the held-out split, with the task's classical baseline
-    result = evaluate_checkpoint(best, data, protocol="care", split="test", device=opts.device)
+    result = _held_out(best, data, opts)
     write_report(result, work, overwrite=True, title=f"{recipe.id}: held-out evaluation")
     by_method = result.summary_by_method()
     model_name = result.model_methods[0]
@@ -229,6 +228,18 @@ def build_recipe(recipe: Recipe, pretrained: Path | None, opts: BuildOptions, st
     return steps.put(key, record)
 
 
+def _trained_fields(recipe: Recipe) -> dict[str, Any]:
+    """The recipe fields that determine its trained weights (metadata/export edits only re-export)."""
+    return recipe.record("task", "preset", "model", "data", "finetune")
+
+
+def _held_out(checkpoint: Path, data: Path, opts: BuildOptions) -> Any:
+    """The ``care``-protocol evaluation of ``checkpoint`` (and the task's baselines) on the test split."""
+    from unifmir.training.evaluate import evaluate_checkpoint
+
+    return evaluate_checkpoint(checkpoint, data, protocol="care", split="test", device=opts.device)
+
+
 def _finetune_config(recipe: Recipe, data: Path, init: str, n_steps: int, opts: BuildOptions) -> Any:
     """The training config of ``recipe`` on ``data`` from ``init`` for ``n_steps`` steps."""
     from unifmir.training.config import finetune_config
@@ -245,15 +256,12 @@ def scratch_arm(recipe: Recipe, data: Path, n_steps: int, opts: BuildOptions, st
     """The recipe's network trained from scratch for ``n_steps`` steps (the bundle's own budget)
     on the same data, scored on the same held-out split: ``{"psnr", "ssim", "steps", "n_test"}``
     (cached in the work folder)."""
-    from unifmir.training.evaluate import evaluate_checkpoint
-
-    trained = recipe.record("task", "preset", "model", "data", "finetune")
-    key = f"scratch-{recipe.id}-{_digest([trained, n_steps, opts.data_scale])}"
+    key = f"scratch-{recipe.id}-{_digest([_trained_fields(recipe), n_steps, opts.data_scale])}"
     if opts.resume and (rec := steps.get(key)):
         return rec
     opts.log(f"[zoo] {recipe.id}: the same network from scratch, same budget ({n_steps} steps)")
     best = _train(_finetune_config(recipe, data, "scratch", n_steps, opts), opts.work / key / "run", opts)
-    result = evaluate_checkpoint(best, data, protocol="care", split="test", device=opts.device)
+    result = _held_out(best, data, opts)
     mean = result.summary_by_method()[result.model_methods[0]].mean
     return steps.put(key, {"psnr": mean["psnr"], "ssim": mean["ssim"], "steps": n_steps, "n_test": len(result.images)})
 
@@ -471,16 +479,17 @@ def write_suite_readme(records: Iterable[dict[str, Any]], out: Path,
     except Exception:  # the table must still be written when recipes cannot be read
         recipes = {}
     missing = sorted(set(recipes) - {r["id"] for r in rows})
-    notes = [f"- **{r['id']}**: {' '.join(recipes[r['id']].notes.split())}" for r in rows
-             if r["id"] in recipes and recipes[r["id"]].notes]
+    def _note(rid: str) -> str:
+        return " ".join(recipes[rid].notes.split()) if rid in recipes else ""
+
+    notes = [f"- **{r['id']}**: {_note(r['id'])}" for r in rows if _note(r["id"])]
     if notes:
         lines += ["Notes:", "", *notes, ""]
     failed = [f for f in failed if f["id"] not in {r["id"] for r in rows}]
     if failed:
         lines += ["Not in the suite (failed a gate of the latest build; a bundle that fails a gate is removed "
                   "until it passes):", ""]
-        lines += [f"- **{f['id']}**: gate(s) {', '.join(f['gates'])}"
-                  + (f". {' '.join(recipes[f['id']].notes.split())}" if f["id"] in recipes and recipes[f["id"]].notes else "")
+        lines += [f"- **{f['id']}**: gate(s) {', '.join(f['gates'])}" + (f". {_note(f['id'])}" if _note(f["id"]) else "")
                   for f in failed] + [""]
     missing = [m for m in missing if m not in {f["id"] for f in failed}]
     reused = [r["id"] for r in rows if r.get("weights_reused")]
