@@ -3,10 +3,14 @@
 * speed: ``unifmir.predict`` on one ``--size``² image with the full-size SR network (random
   weights, seed 0; weights do not change the speed), ``precision="fp32"`` and ``"bf16"`` timed
   interleaved in one process (median of ``--rounds``), with max |bf16 - fp32| in normalised units;
-* quality: a trained SR model (``--model``, default the committed ``zoo_models/unifmir-sr.zip``)
+* quality: a trained SR model (``--model``, default the committed ``zoo_models/unifmir-sr``)
   on the test split of a synthetic dataset (``--data``, default: ``unifmir synth --task sr --n 40
   --seed 7`` written to a temporary folder), PSNR/SSIM under the ``care`` and ``unifmir``
-  protocols for fp32 and bf16, and their difference (the bar is <= 0.05 dB).
+  protocols for fp32 and bf16, and their difference (the bar is <= 0.05 dB);
+* real images (``--real-images sr,denoise``): each committed suite bundle of those tasks on the
+  real-image benchmark's crops and degradations (``benchmarks/real_images_physics.py``, every
+  condition), ``unifmir.predict`` fp32 vs bf16, ``care`` PSNR/SSIM per condition and the largest
+  per-crop PSNR change.
 
 bf16 is forced even where the CPU lacks AMX/AVX-512-BF16 (then it is emulated, slower): this
 script measures, ``precision="auto"`` decides.
@@ -14,6 +18,7 @@ script measures, ``precision="auto"`` decides.
 Usage::
 
     python benchmarks/precision_speed.py --threads 1 --size 128 --rounds 3
+    python benchmarks/precision_speed.py --skip-speed --skip-synthetic --real-images sr,denoise
 """
 
 from __future__ import annotations
@@ -89,14 +94,50 @@ def quality(model: str, data: Path | None) -> None:
         )
 
 
+def real_images(tasks: list[str]) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import real_images_data as rd
+    import real_images_physics as rp
+
+    images = {k: rd.load_image(k, p) for k, p in rd.fetch_images(log=lambda m: None).items()}
+    print("\nreal images: fp32 vs bf16, care protocol, mean over the crops (n) of each condition")
+    print("| bundle | condition | n | PSNR fp32 | PSNR bf16 | delta dB | SSIM fp32 | SSIM bf16 | max per-crop |delta dB| |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for task in tasks:
+        crops = rp.make_crops(task, images)
+        for folder in sorted((ROOT / "zoo_models").glob("*/rdf.yaml")):
+            net = load_model(folder.parent, task) if _task_of(folder) == task else None
+            if net is None:
+                continue
+            for cond in rp.CONDITIONS[task]:
+                got: dict[str, list[tuple[float, float]]] = {"fp32": [], "bf16": []}
+                for crop in crops:
+                    lq, target = rp.degrade(crop, cond)
+                    for p in got:
+                        m = evaluate_pair(predict(net, lq, task=task, precision=p), target, "care")
+                        got[p].append((m["psnr"], m["ssim"]))
+                a, b = np.array(got["fp32"]), np.array(got["bf16"])
+                print(f"| {folder.parent.name} | {cond.name} | {len(a)} | {a[:, 0].mean():.3f} | {b[:, 0].mean():.3f} | "
+                      f"{b[:, 0].mean() - a[:, 0].mean():+.4f} | {a[:, 1].mean():.4f} | {b[:, 1].mean():.4f} | "
+                      f"{np.abs(b[:, 0] - a[:, 0]).max():.4f} |", flush=True)
+
+
+def _task_of(rdf: Path) -> str:
+    import yaml
+
+    return str(yaml.safe_load(rdf.read_text(encoding="utf-8"))["config"]["unifmir"]["task"])
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--model", default=str(ROOT / "zoo_models" / "unifmir-sr.zip"))
+    ap.add_argument("--model", default=str(ROOT / "zoo_models" / "unifmir-sr"))
     ap.add_argument("--data", type=Path, default=None)
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--skip-synthetic", action="store_true", help="skip the synthetic SR quality run")
+    ap.add_argument("--real-images", default="", help="comma-separated tasks for the real-image comparison")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     flags = precision_mod.cpu_bf16_flags()
@@ -105,7 +146,10 @@ def main(argv: list[str] | None = None) -> None:
         precision_mod.cpu_bf16_flags = lambda: ("forced",)  # type: ignore[assignment]  # measure anyway
     if not args.skip_speed:
         speed(args.size, args.rounds)
-    quality(args.model, args.data)
+    if not args.skip_synthetic:
+        quality(args.model, args.data)
+    if args.real_images:
+        real_images([t.strip() for t in args.real_images.split(",") if t.strip()])
     print(f"load after: {os.getloadavg()}")
 
 

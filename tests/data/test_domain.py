@@ -13,8 +13,9 @@ from unifmir.tasks import get_task
 def test_draw_pair_shapes_and_physics_inside_the_domain(task: str) -> None:
     spec, d = get_task(task), domain.get_domain(task)
     for i in range(6):
-        a, b, phys = domain.draw_pair(task, np.random.default_rng([0, i]), 48)
-        assert a.shape[-2:] == (48, 48) and b.shape[-2:] == (48 * spec.scale, 48 * spec.scale)
+        a, b, phys = domain.draw_pair(task, np.random.default_rng([0, i]), 44)  # 44: whole lenslets
+        up = 1 if spec.lenslets else spec.scale  # a light field has the volume's lateral grid
+        assert a.shape[-2:] == (44, 44) and b.shape[-2:] == (44 * up, 44 * up)
         assert a.dtype == b.dtype == np.float32 and np.isfinite(a).all() and np.isfinite(b).all()
         assert d.photons[0] <= phys["photons"] <= d.photons[1]
         assert d.sigma_px[0] <= phys["sigma_px"] <= d.sigma_px[1]
@@ -24,10 +25,10 @@ def test_draw_pair_shapes_and_physics_inside_the_domain(task: str) -> None:
 
 @pytest.mark.parametrize("task", sorted(domain.DOMAINS))
 def test_draws_vary_and_are_reproducible(task: str) -> None:
-    draws = [domain.draw_pair(task, np.random.default_rng([3, i]), 32) for i in range(8)]
+    draws = [domain.draw_pair(task, np.random.default_rng([3, i]), 33) for i in range(8)]
     photons = {round(p["photons"], 3) for _, _, p in draws}
     assert len(photons) == 8  # a new acquisition every draw, not one fixed set
-    again = domain.draw_pair(task, np.random.default_rng([3, 0]), 32)
+    again = domain.draw_pair(task, np.random.default_rng([3, 0]), 33)
     np.testing.assert_array_equal(again[0], draws[0][0])
 
 
@@ -64,4 +65,21 @@ def test_operating_range_names_the_physics_a_user_checks() -> None:
 
 def test_task_without_a_domain_is_refused_with_the_alternative() -> None:
     with pytest.raises(ValueError, match="unifmir synth"):
-        domain.get_domain("volumetric")
+        domain.get_domain("isotropic")
+
+
+def test_light_field_draws_are_whole_lenslets_and_layers_sit_at_varied_depths() -> None:
+    n, depth = get_task("volumetric").lenslets, get_task("volumetric").out_depth
+    peaks = set()
+    for i in range(12):
+        lf, vol, _ = domain.draw_pair("volumetric", np.random.default_rng([5, i]), 50)
+        assert lf.shape == (44, 44) and vol.shape == (depth, 44, 44) and 44 % n == 0
+        profile = vol.sum(axis=(1, 2))
+        peaks.add(int(np.argmax(profile)))
+        assert (profile > 0.05 * profile.max()).mean() < 1.0  # not a z-invariant volume
+    assert len(peaks) >= 6  # structures at many depths, not one focal plane
+
+
+def test_stack_domains_cut_several_training_items_from_one_rendering() -> None:
+    assert domain.get_domain("sr").reuse == 2
+    assert domain.get_domain("denoise").reuse > domain.get_domain("sr").reuse

@@ -31,3 +31,15 @@ def test_a_network_built_without_the_factory_has_no_config() -> None:
     assert network_task(net) == "sr" and upscale(net) == 2 and not has_config(net)
     with pytest.raises(ValueError, match=r"SwinIRNet\) has no \.config .*build_model or load_any"):
         network_config(net)
+
+
+def test_new_uneta_starts_near_the_vcd_background() -> None:
+    """VCD normalisation puts the (mostly empty) volume at -1: a fresh UNetA starts there, not at
+    tanh(0) = 0 (from bias 0, Adam needs ~1/lr steps to get there)."""
+    import torch
+
+    from unifmir.model.unet import UNetA
+
+    torch.manual_seed(0)
+    out = UNetA(121, 61, 64, (16, 32, 64, 128, 128, 128)).train()(torch.randn(2, 121, 8, 8))
+    assert float(out.mean()) < -0.6

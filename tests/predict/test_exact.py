@@ -61,7 +61,9 @@ def test_tiled_equals_whole(task: str, nets) -> None:
         o = halo if overlap is None else overlap
         tile = 2 * o + 8 + core
         whole = _whole(tm, x)
-        tiled = predict(tm, x, tile=tile, overlap=overlap, normalize=False, backend=backend, batch_size=3)
+        # padding="none": the module's own borders, so the result is comparable with its forward
+        tiled = predict(tm, x, tile=tile, overlap=overlap, normalize=False, backend=backend, batch_size=3,
+                        padding="none")
         assert tiled.shape == whole.shape
         err = float(np.abs(tiled - whole).max())
         assert err < TOL, f"{task} {shape} tile {tile} overlap {overlap}: max |tiled - whole| = {err}"
@@ -77,6 +79,30 @@ def test_smaller_than_one_tile_and_default_tiles(task: str, nets) -> None:
     x = np.random.default_rng(0).random(shape, dtype=np.float32)
     whole = _whole(tm, x)
     for kw in ({}, {"tile": 512}):
-        y = predict(tm, x, normalize=False, **kw)
+        y = predict(tm, x, normalize=False, padding="none", **kw)
         assert y.shape == whole.shape
         assert float(np.abs(y - whole).max()) < 1e-6
+
+
+@pytest.mark.parametrize("task", ["sr", "denoise", "isotropic"])
+def test_mirror_padding_is_the_bundle_halo_and_tiles_still_match(task: str, nets) -> None:
+    """The default padding mirrors the image by the bundle's halo (as bioimageio.core does) and
+    crops it off: the output keeps the input's shape, its interior equals the unpadded result,
+    and tiled == whole still holds."""
+    from unifmir.predict.api import border_halo
+
+    tm = build_task_module(nets(task), task)
+    halo = border_halo(tm)
+    shape = {"sr": (160, 168), "denoise": (6, 40, 48), "isotropic": (10, 40, 40)}[task]
+    x = np.random.default_rng(1).random(shape, dtype=np.float32)
+    padded = predict(tm, x, normalize=False)
+    plain = predict(tm, x, normalize=False, padding="none")
+    assert padded.shape == plain.shape
+    assert float(np.abs(padded - plain).max()) > 1e-4  # the borders differ ...
+    assert halo["y"] > 0 and halo.get("z", 1) > 0
+    if plain.ndim == 2:  # ... and away from them (beyond twice the halo) nothing changes
+        h = 2 * halo["y"] * tm.scale
+        assert plain.shape[0] > 2 * h, (plain.shape, h)
+        assert float(np.abs(padded[h:-h, h:-h] - plain[h:-h, h:-h]).max()) < TOL
+    tiled = predict(tm, x, normalize=False, tile=2 * halo["y"] + 16)
+    assert float(np.abs(tiled - padded).max()) < TOL

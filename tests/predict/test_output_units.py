@@ -34,10 +34,10 @@ input units differ by the image's intensity scale)."""
 def test_api_default_is_input_units(nets) -> None:
     net = nets("sr")
     img = np.random.default_rng(0).uniform(100, 4000, (24, 24)).astype(np.float32)
-    default = predict(net, img)
-    norm = predict(net, img, output_units="normalized")
+    default = predict(net, img, padding="none")  # unpadded: the statistics are the image's own
+    norm = predict(net, img, output_units="normalized", padding="none")
     _, stats = normalize_for_task(img, "sr")
-    assert np.array_equal(predict(net, img, output_units="input"), default)
+    assert np.array_equal(predict(net, img, output_units="input", padding="none"), default)
     np.testing.assert_array_equal(denormalize(norm, stats), default)
     assert float(np.abs(norm).max()) < 10 < float(np.abs(default).max())
     raw = predict(net, img, normalize=False, output_units="normalized")
@@ -68,13 +68,12 @@ def test_cli_equals_bioimageio_predict_and_libtorch(tmp_path: Path) -> None:
     """One image, three runtimes: ``unifmir predict --model BUNDLE.zip --output-units normalized``
     == ``bioimageio predict BUNDLE.zip`` (shell) == libtorch 2.0.0 running the bundle's TorchScript.
 
-    ``bioimageio predict`` pads the image by the halo (symmetric) before it normalises and predicts,
-    so its border pixels see different context: it is compared on the interior (the output minus
-    the declared halo on each side). The SR bundle normalises with the 2/99.8 percentiles; the test
-    image has four intensity levels, the lowest and the highest each on 10 % of the pixels, so both
-    percentiles sit inside a run of equal values before and after any padding (>= 5 % of the padded
-    pixels either way) and are unchanged by it: the interior must agree to float precision.
-    libtorch gets the input unifmir normalised and is compared on the whole image.
+    ``bioimageio predict`` pads the image by the halo (symmetric) before it normalises and predicts;
+    ``unifmir predict`` does the same by default, so the two agree on the whole image, borders
+    included. libtorch gets the unpadded input unifmir normalised and is compared with
+    ``unifmir predict --padding none`` on the whole image. (The test image has four intensity
+    levels, the lowest and the highest each on 10 % of the pixels: both percentiles sit inside runs
+    of equal values, with or without padding.)
     """
     from unifmir.export.libtorch_check import check_torchscript, ensure_libtorch
 
@@ -98,18 +97,25 @@ def test_cli_equals_bioimageio_predict_and_libtorch(tmp_path: Path) -> None:
                  "--quiet"]) == 0
     in_units = np.squeeze(tifffile.imread(tmp_path / "input-units" / "img.ome.tif"))
 
+    assert main(["predict", "--model", str(zp), "--input", str(tif), "--output", str(tmp_path / "plain"),
+                 "--output-units", "normalized", "--padding", "none", "--quiet"]) == 0
+    plain = np.squeeze(tifffile.imread(tmp_path / "plain" / "img.ome.tif"))
+
     bio = shell_predict(zp, tif, tmp_path)
-    assert bio.shape == ours.shape == (2 * shape[0], 2 * shape[1])
+    assert bio.shape == ours.shape == plain.shape == (2 * shape[0], 2 * shape[1])
+    diff = float(np.abs(ours - bio).max())
+    assert diff <= AGREEMENT, f"unifmir predict and bioimageio predict differ by {diff:.3g}"
+    # the network's own borders differ from the mirrored ones (only within the halo)
     inner = (slice(halo["y"], -halo["y"]), slice(halo["x"], -halo["x"]))
-    diff = float(np.abs(ours[inner] - bio[inner]).max())
-    assert diff <= AGREEMENT, f"unifmir predict and bioimageio predict differ by {diff:.3g} inside the halo"
+    assert float(np.abs(plain - bio).max()) > 10 * AGREEMENT
+    assert float(np.abs(plain[inner] - bio[inner]).max()) <= AGREEMENT
     # the default (input units) is what the CLI gave before: it does not match the bundle
-    assert float(np.abs(in_units[inner] - bio[inner]).max()) > 100 * float(np.ptp(bio))
+    assert float(np.abs(in_units - bio).max()) > 100 * float(np.ptp(bio))
 
     ensure_libtorch()
     ts = rdf["weights"]["torchscript"]["source"]
     with zipfile.ZipFile(zp) as z:
         z.extract(ts, tmp_path / "ts")
     x = normalize_for_task(img, "sr")[0][None, None]
-    res = check_torchscript(tmp_path / "ts" / ts, [x], [ours[None, None]], atol=AGREEMENT, rtol=0.0)
+    res = check_torchscript(tmp_path / "ts" / ts, [x], [plain[None, None]], atol=AGREEMENT, rtol=0.0)
     assert res.ok and res.libtorch_version == "2.0.0", res.message

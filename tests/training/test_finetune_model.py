@@ -130,3 +130,19 @@ def test_pretrain_then_finetune_cli(data_root, tmp_path: Path, capsys: pytest.Ca
     assert "no such file" in capsys.readouterr().err
     assert main(["finetune", "--task", "sr", "--data", str(data_root("sr")), "--out", str(tmp_path / "ft")]) == 2
     assert "--resume" in capsys.readouterr().err
+
+
+def test_narrower_uneta_starts_wholly_fresh(data_root) -> None:
+    """A UNetA of other widths than the checkpoint's copies nothing, not the few tensors whose
+    shapes happen to agree (its 61-slice output BatchNorm): one stage, one initialisation."""
+    from unifmir.model.unet import OUTPUT_BIAS
+
+    narrow = {"unet_stem": 64, "unet_widths": [16, 32, 64, 128, 128, 128]}
+    cfg = tiny_config("volumetric", data_root("volumetric"), 1, init=str(FIX / "swinir2dto3d.pt"),
+                      model_overrides=narrow)
+    model, report = prepare_finetune_model(cfg)
+    unet = {k for k in model.state_dict() if k.startswith("conv_first0.")}
+    assert unet <= set(report.fresh) and not unet & set(report.copied)
+    assert any(k.startswith("layers.") for k in report.copied)  # the body still transfers
+    out_norm = model.conv_first0.decoder_layers[-1][-1]
+    assert torch.allclose(out_norm.bias, torch.full_like(out_norm.bias, OUTPUT_BIAS))

@@ -40,3 +40,15 @@ def test_short_volumetric_run_trains_its_final_output(data_root, tmp_path) -> No
             if r.get("kind") == "train"]
     assert "loss_final" not in rows[0] and rows[0]["loss_stage1"] > 0
     assert rows[-1]["loss_final"] > 0
+
+
+def test_l2_kind_is_the_mean_squared_error_and_an_unknown_kind_is_refused() -> None:
+    import pytest
+    import torch
+
+    pred, target = torch.zeros(1, 1, 4, 4), torch.full((1, 1, 4, 4), 0.5)
+    loss, parts = StagedL1("sr", kind="l2")({"final": pred}, target, step=0)
+    assert float(loss) == pytest.approx(0.25) and parts == {"final": pytest.approx(0.25)}
+    assert float(StagedL1("sr")({"final": pred}, target, step=0)[0]) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="l1, l2"):
+        StagedL1("sr", kind="huber")

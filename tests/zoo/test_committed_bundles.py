@@ -119,3 +119,26 @@ def test_every_readme_command_runs(rid: str, tmp_path: Path) -> None:
     for cmd in commands:
         res = subprocess.run(shlex.split(cmd), cwd=folder, capture_output=True, text=True, env=env, timeout=900)
         assert res.returncode == 0, f"{rid}: `{cmd}` failed:\n{res.stdout[-2000:]}\n{res.stderr[-3000:]}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rid", COMMITTED)
+def test_unifmir_predict_gives_what_bioimageio_core_gives(rid: str) -> None:
+    """`unifmir predict` on a bundle = bioimageio.core running it (the Zoo's path), borders
+    included: both mirror-pad the image by the declared halo before normalising."""
+    from bioimageio.core import create_prediction_pipeline, load_model_description, predict as bio_predict
+
+    import unifmir
+    from unifmir.tasks import get_task
+
+    descr = load_model_description(str(ZOO / rid / "rdf.yaml"))
+    spec = get_task(_rdf(rid)["config"]["unifmir"]["task"])
+    image = np.squeeze(tifffile.imread(ZOO / rid / "sample_input.tif")).astype(np.float32)
+    axes = [str(a.id) for a in descr.inputs[0].axes]
+    arr = image.reshape([1] * (len(axes) - image.ndim) + list(image.shape))
+    got = bio_predict(model=create_prediction_pipeline(descr), inputs={descr.inputs[0].id: arr}, sample_id=rid)
+    theirs = np.squeeze(np.asarray(got.members[descr.outputs[0].id].data.values))
+    ours = unifmir.predict(ZOO / rid, image, task=spec.name, output_units="normalized")
+    assert ours.shape == theirs.shape
+    err = float(np.abs(ours - theirs).max())
+    assert err <= 1e-4 * max(1.0, float(np.abs(theirs).max())), f"{rid}: max |unifmir - bioimageio.core| = {err}"

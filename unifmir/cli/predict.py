@@ -65,6 +65,12 @@ def register(subparsers: Any) -> None:
         "percentiles); normalized: the network's normalised units, exactly what the exported bioimage.io "
         "bundle (deepImageJ/Fiji, bioimageio predict) gives for the same image",
     )
+    p.add_argument(
+        "--padding", choices=("symmetric", "none"), default="symmetric",
+        help="symmetric (default): mirror the image by the bundle's halo before normalising and cut it off "
+        "after, as bioimageio.core runs the exported bundle (same numbers up to the border); none: the "
+        "network's own (zero-padded) borders",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_threads_option(p)
@@ -158,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
                     tm, arr, axes=meta.axes, tile=args.tile, overlap=args.overlap, device=args.device,
                     backend=args.backend, normalize=not args.no_normalize, batch_size=args.batch_size,
                     z_factor=args.z_factor, progress=not args.quiet, output_units=args.output_units,
-                    precision=args.precision,
+                    precision=args.precision, padding=args.padding,
                 )
             except ValueError as err:
                 raise CliError(f"{src}: {err}") from None

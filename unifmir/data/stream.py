@@ -21,18 +21,18 @@ from unifmir.data.domain import draw_pair, get_domain
 from unifmir.data.normalize import NormStats
 from unifmir.tasks import TaskSpec, get_task
 
-__all__ = ["StreamDataset", "DEFAULT_EPOCH_SIZE", "DEFAULT_REUSE"]
+__all__ = ["StreamDataset", "DEFAULT_EPOCH_SIZE"]
 
 DEFAULT_EPOCH_SIZE = 512
 """Items per epoch (epochs only pace loss phases and logging: the stream never repeats)."""
-DEFAULT_REUSE = 2
 
 
 class StreamDataset(PatchDataset):
     """Randomised training pairs of ``task`` rendered on the fly (see the module docstring).
 
     ``image_size``: Y/X of each rendered input image (default: twice the patch, at least the
-    generator's 96); ``length``: items per epoch; ``reuse``: items per rendered image.
+    generator's 96); ``length``: items per epoch; ``reuse``: items per rendered image (default:
+    the domain's :attr:`~unifmir.data.domain.Domain.reuse`).
     """
 
     def __init__(
@@ -43,7 +43,7 @@ class StreamDataset(PatchDataset):
         length: int | None = None,
         augment: bool = True,
         image_size: int | None = None,
-        reuse: int = DEFAULT_REUSE,
+        reuse: int | None = None,
         normalize: bool = True,
     ) -> None:
         # deliberately not PatchDataset.__init__: there is no folder to read
@@ -55,6 +55,7 @@ class StreamDataset(PatchDataset):
         self.image_size = int(image_size or max(96, self.patch_size + self.patch_size // 2))
         if self.image_size < self.patch_size:
             raise ValueError(f"image_size {self.image_size} is smaller than the patch {self.patch_size}")
+        reuse = self.domain.reuse if reuse is None else reuse
         if int(reuse) < 1:
             raise ValueError(f"reuse must be >= 1, got {reuse}")
         self.seed = int(seed)

@@ -129,6 +129,7 @@ def _load_net(model: nn.Module | str | os.PathLike, task: str | None) -> tuple[n
 
 def _halo(net: nn.Module, spec: TaskSpec, two_d: bool) -> tuple[int, str]:
     """y/x halo (input pixels) = measured receptive field of the local stage, window-aligned."""
+    from unifmir.predict.borders import yx_halo
     from unifmir.predict.receptive import receptive_field
 
     inner, _, _ = weights._task_module(net, spec.name, two_d)
@@ -137,12 +138,10 @@ def _halo(net: nn.Module, spec: TaskSpec, two_d: bool) -> tuple[int, str]:
         inner, lambda m, x: m.local_stage(x), in_channels=int(inner.local_in_channels),
         scale=int(inner.scale), align=align,
     )
+    h = yx_halo(None if rf is None else max(rf), align)
     if rf is None:
-        h = 4 * align
         return h, f"local stage not bounded; halo set to {h} px"
-    r = max(rf)
-    h = int(math.ceil(r / align) * align)
-    return h, f"receptive field radius {r} px (measured), halo {h} input px (window multiple)"
+    return h, f"receptive field radius {max(rf)} px (measured), halo {h} input px (window multiple)"
 
 
 def _preprocessing(

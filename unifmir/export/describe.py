@@ -44,6 +44,7 @@ from typing import Any, Mapping, Sequence
 
 from bioimageio.spec.model import v0_5
 
+from unifmir.predict.borders import input_halo, yx_halo
 from unifmir.tasks import TaskSpec, get_task
 
 __all__ = [
@@ -129,11 +130,13 @@ def layout_for(
         # light field: sizes and tile starts on the lenslet grid (the network pads the views to the
         # window itself); the halo is rounded to whole lenslets so blocks start on the grid too
         yx_step = spec.lenslets
-        halo = int(math.ceil(halo / spec.lenslets) * spec.lenslets)
+        halo = yx_halo(halo, 1, spec.lenslets)
     s = spec.scale if spec.tail == "upsample" else 1  # y/x upscaling of the *user* image
     # smallest input tile whose output still has >= 1 valid pixel inside the halo, on the grid
     yx_min = _round_up(2 * halo + 1, yx_step)
     halo_out = halo * s
+    # the halo per axis, in input pixels: the same rule unifmir.predict pads by (borders.input_halo)
+    halo_in = input_halo(spec, halo, window=window, two_d=two_d, z_factor=z_factor, z_halo=z_halo)
     in_axes: tuple[str, ...]
     out_axes: tuple[str, ...]
     min_size: dict[str, int] = {"y": yx_min, "x": yx_min}
@@ -154,14 +157,13 @@ def layout_for(
             # block starts along z must land on the window grid of the upsampled stack (input
             # slice i is output row i*f): a z step (and halo) of window/gcd(window, f) slices
             zstep = window // math.gcd(window, f)
-            # the network sees XZ/YZ slices: its y/x receptive field applies to upsampled z rows
-            zh = _round_up(int(z_halo if z_halo is not None else math.ceil(halo / f)), zstep)
+            zh = halo_in["z"]
             up["z"] = f
             halos["z"] = zh * f
             min_size["z"] = _round_up(2 * zh + 1, zstep)
             step["z"] = zstep
         else:
-            zh = int(z_halo if z_halo is not None else spec.context_slices // 2)
+            zh = halo_in["z"]
             halos["z"] = zh
             min_size["z"] = 2 * zh + 1
             step["z"] = 1

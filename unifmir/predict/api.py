@@ -38,7 +38,10 @@ from torch import Tensor, nn
 
 from unifmir.model.network import NETWORK_CLASSES, input_channels, network_task, upscale
 from unifmir.model.single import SwinIRNet, VolumetricNet
-from unifmir.predict.modules import IsotropicStack, TaskModule, build_task_module, denormalize_output, normalize_input
+from unifmir.predict.borders import crop_borders, input_halo, pad_symmetric, yx_halo
+from unifmir.predict.modules import (
+    DenoiseStack, IsotropicStack, TaskModule, build_task_module, denormalize_output, normalize_input,
+)
 from unifmir.predict.precision import autocast, resolve_precision
 from unifmir.predict.receptive import receptive_field
 from unifmir.predict.tiling import TileSpec, num_tiles, round_down, round_up, tiled_apply
@@ -53,13 +56,19 @@ __all__ = [
     "check_input",
     "plan_tiles",
     "halo_for",
+    "border_halo",
     "bytes_per_pixel",
     "available_memory",
     "output_pixel_size",
     "cast_output",
     "MIN_SIDE",
     "OUTPUT_UNITS",
+    "PADDINGS",
 ]
+
+PADDINGS: tuple[str, ...] = ("symmetric", "none")
+"""Image borders in :func:`predict`: mirror-padded by the bundle's halo (what bioimageio.core
+does with the exported bundle) or left to the network (zero-padded convolutions)."""
 
 OUTPUT_UNITS: tuple[str, ...] = ("input", "normalized")
 """Units of :func:`predict`'s output: the input's intensity range (de-normalised with the input's
@@ -258,6 +267,17 @@ def halo_for(tm: TaskModule) -> Optional[tuple[int, int]]:
     )
 
 
+def border_halo(tm: TaskModule) -> dict[str, int]:
+    """Input pixels per axis by which :func:`predict` mirror-pads an image: the halo the exported
+    bundle declares (:func:`unifmir.predict.borders.input_halo`, from the measured receptive field)."""
+    spec = get_task(tm.task)
+    rf = halo_for(tm)
+    h = yx_halo(None if rf is None else max(rf), tm.align, spec.lenslets)
+    return input_halo(spec, h, window=tm.align,
+                      z_factor=tm.factor if isinstance(tm, IsotropicStack) else None,
+                      z_halo=tm.context // 2 if isinstance(tm, DenoiseStack) else None)
+
+
 def _swin_dims(tm: TaskModule) -> tuple[int, int, int, int]:
     """(embed_dim, heads, window, num_feat) of the first Swin body found (fallbacks for others)."""
     from unifmir.model.swin import WindowAttention
@@ -435,6 +455,7 @@ def predict(
     progress: bool | Callable[[int], object] = False,
     output_units: str = "input",
     precision: str = "fp32",
+    padding: str = "symmetric",
 ) -> np.ndarray:
     """Restore one image with a UniFMIR network; returns a float32 array in the task's output axes.
 
@@ -467,6 +488,10 @@ def predict(
         precision: ``"fp32"`` (default, unchanged results), ``"bf16"`` (autocast; CPUs with
             AMX or AVX-512-BF16, CUDA), ``"fp16"`` (CUDA) or ``"auto"`` (bf16 where supported,
             logged); see :mod:`unifmir.predict.precision`. Reduced precision needs ``backend="eager"``.
+        padding: ``"symmetric"`` (default): the image is mirror-padded by the bundle's halo before
+            normalisation and the padding is cut off the result -- exactly what bioimageio.core
+            does when it runs the exported bundle, so both give the same numbers up to the image
+            border (see :mod:`unifmir.predict.borders`). ``"none"``: the network's own borders.
 
     Raises:
         ValueError: the image does not suit the task (dimensions, z-slices, light-field size).
@@ -497,6 +522,12 @@ def predict(
     check_input(arr.shape, spec)
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         raise ValueError("image contains NaN or infinite values; replace them before prediction")
+    if padding not in PADDINGS:
+        raise ValueError(f"padding must be one of {', '.join(PADDINGS)}, got {padding!r}")
+    in_shape = dict(zip(spec.input_axes.lower(), arr.shape))
+    pads: dict[str, int] = {}
+    if padding == "symmetric":
+        arr, pads = pad_symmetric(arr, spec.input_axes, border_halo(tm))
     if normalize:
         xn, stats = normalize_input(arr.astype(np.float32, copy=False), spec)
     else:
@@ -536,6 +567,8 @@ def predict(
                 bar.close()
         y = run.finish(ys, x)[0, 0]
     out = y.float().numpy()
+    if any(pads.values()):
+        out = crop_borders(out, spec.output_axes, dict(zip(spec.input_axes.lower(), arr.shape)), in_shape, pads)
     if stats is not None and output_units == "input":
         out = denormalize_output(out, stats)
     return np.ascontiguousarray(out, dtype=np.float32)

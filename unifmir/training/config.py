@@ -231,13 +231,13 @@ class ScheduleSection(_Section):
 
 
 class LossSection(_Section):
-    """Loss recipe. Only L1 (the reference's) is offered; staged weights come from the registry.
+    """Loss recipe: ``kind`` L1 (the reference's) or L2; staged weights come from the registry.
 
     ``stage_weights`` optionally replaces the registry's phases of a task by one fixed weighting,
     e.g. ``{"projection": {"stage1": 0.001, "final": 1.0}}``.
     """
 
-    kind: Literal["l1"] = "l1"
+    kind: Literal["l1", "l2"] = "l1"
     stage_weights: dict[str, dict[str, float]] = Field(default_factory=dict)
 
     @field_validator("stage_weights")

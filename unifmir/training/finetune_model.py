@@ -28,6 +28,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from unifmir.model.unet import UNetA
 from unifmir.tasks import get_task, other_task
 
 from .config import TrainConfig
@@ -104,7 +105,8 @@ def transfer_weights(
 ) -> tuple[list[str], list[str]]:
     """Copy every tensor of ``source_sd`` whose UniModel name and shape match into ``target``.
 
-    A module whose tensors do not all fit is left entirely fresh. Returns ``(copied, fresh)``
+    A module (a stage network such as UNetA: all of it) whose tensors do not all fit is left
+    entirely fresh. Returns ``(copied, fresh)``
     target key lists.
     """
     tgt_sd = target.state_dict()
@@ -115,9 +117,14 @@ def transfer_weights(
         value = tgt_sd[key]
         return src is not None and tuple(src.shape) == tuple(value.shape) and src.dtype == value.dtype
 
-    # A module (e.g. a conv) is copied whole or not at all: a new head keeps no stale bias.
+    # A module (e.g. a conv) is copied whole or not at all: a new head keeps no stale bias. A
+    # whole stage network (UNetA) is one such unit: a narrower UNetA than the source's would
+    # otherwise keep the few tensors whose widths happen to agree (its 61-slice output
+    # BatchNorm), a mix of pretrained statistics and fresh convolutions.
+    stages = tuple(f"{name}." for name, m in target.named_modules() if name and isinstance(m, UNetA))
+
     def module(key: str) -> str:
-        return key.rsplit(".", 1)[0]
+        return next((p for p in stages if key.startswith(p)), key.rsplit(".", 1)[0])
 
     bad_modules = {module(k) for k in tgt_sd if not fits(k)}
     new_sd = {}

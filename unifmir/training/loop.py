@@ -265,7 +265,8 @@ class _Run:
                                    cfg.task_weights)
         self.losses = {
             t: StagedL1(t, cfg.schedule.steps_per_epoch, cfg.schedule.loss_phase_steps,
-                        cfg.loss.stage_weights.get(t), total_steps=cfg.schedule.steps)
+                        cfg.loss.stage_weights.get(t), total_steps=cfg.schedule.steps,
+                        kind=cfg.loss.kind)
             for t in cfg.tasks
         }
         self.stages = {t: get_task(t).two_stage and self.losses[t].needs_stages() for t in cfg.tasks}

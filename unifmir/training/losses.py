@@ -1,4 +1,4 @@
-"""Training losses: the (staged) L1 recipes of the task registry.
+"""Training losses: the (staged) L1 recipes of the task registry (or the same stages with L2).
 
 Each task's :attr:`unifmir.tasks.TaskSpec.loss` is a sequence of :class:`~unifmir.tasks.LossPhase`
 records (weights per network output, ``until_epoch``). :class:`StagedL1` turns it into a loss
@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from unifmir.tasks import TaskSpec, get_task
 
 __all__ = ["StagedL1", "match_size"]
+
+_DISTANCES = {"l1": F.l1_loss, "l2": F.mse_loss}
 
 
 def match_size(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -43,6 +45,11 @@ class StagedL1:
         Explicit phase ends in steps (one per phase with an ``until_epoch``), overriding the above.
     fixed_weights:
         One weighting used for the whole run instead of the registry's phases.
+    kind:
+        ``"l1"`` (the reference's, default) or ``"l2"`` (mean squared error). L1's gradient has
+        the same size at every voxel, so on sparse targets (light-field volumes: a few % signal)
+        a network that cannot yet tell where the signal is settles at the per-voxel median, the
+        background; L2 weights each voxel by its error and keeps the signal in the gradient.
     total_steps:
         Length of the run. Epoch-based phase ends that would reach past it are compressed
         proportionally so that the last phase starts at half the run: otherwise a short run never
@@ -59,8 +66,12 @@ class StagedL1:
         phase_steps: Sequence[int] | None = None,
         fixed_weights: Mapping[str, float] | None = None,
         total_steps: int | None = None,
+        kind: str = "l1",
     ) -> None:
         self.spec = get_task(task)
+        if kind not in _DISTANCES:
+            raise ValueError(f"loss kind must be one of {', '.join(_DISTANCES)}, got {kind!r}")
+        self.kind = kind
         if fixed_weights is not None:
             self.phases: list[tuple[int | None, dict[str, float]]] = [(None, dict(fixed_weights))]
         else:
@@ -95,7 +106,7 @@ class StagedL1:
     def __call__(
         self, outputs: Mapping[str, torch.Tensor], target: torch.Tensor, step: int
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Return the weighted loss and the unweighted L1 of each output used (as floats)."""
+        """Return the weighted loss and the unweighted loss (L1 or L2) of each output used (as floats)."""
         weights = self.weights_at(step)
         total: torch.Tensor | None = None
         parts: dict[str, float] = {}
@@ -103,9 +114,9 @@ class StagedL1:
             if w == 0:
                 continue
             pred = match_size(outputs[name], target).float()
-            l1 = F.l1_loss(pred, target.float())
-            parts[name] = float(l1.detach())
-            total = w * l1 if total is None else total + w * l1
+            d = _DISTANCES[self.kind](pred, target.float())
+            parts[name] = float(d.detach())
+            total = w * d if total is None else total + w * d
         if total is None:
             raise ValueError(f"all loss weights are zero at step {step} for task {self.spec.name!r}")
         return total, parts

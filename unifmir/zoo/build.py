@@ -185,7 +185,9 @@ def build_recipe(recipe: Recipe, pretrained: Path | None, opts: BuildOptions, st
                             f"`{recipe.preset}`, fine-tuned {cfg.schedule.steps} steps (batch "
                             f"{ft.batch_size}, patch {cfg.data.patch_for(recipe.task)}) from "
                             f"{'the suite pretraining' if recipe.finetune.init == 'suite' else init}, "
-                            f"Adam lr {ft.lr:g}, L1 loss as in the UniFMIR reference."),
+                            f"Adam lr {ft.lr:g}, "
+                            + ("L1 loss as in the UniFMIR reference." if ft.loss == "l1" else
+                               f"{ft.loss.upper()} loss (the UniFMIR reference: L1).")),
         "metrics": metrics,
         "metrics_protocol": "care: ground truth percentile-normalised (0.1/99.9), prediction affinely "
                             "fitted (least squares), data_range 1; held-out synthetic test split",
@@ -245,7 +247,8 @@ def _finetune_config(recipe: Recipe, data: Path, init: str, n_steps: int, opts: 
     from unifmir.training.config import finetune_config
 
     ft = recipe.finetune
-    overrides: dict[str, Any] = {"data": {"batch_size": ft.batch_size}, "checkpoint": {"val_every": ft.val_every}}
+    overrides: dict[str, Any] = {"data": {"batch_size": ft.batch_size}, "checkpoint": {"val_every": ft.val_every},
+                                 "loss": {"kind": ft.loss}}
     if ft.patch_size:
         overrides["data"]["patch_size"] = ft.patch_size
     return finetune_config(recipe.task, data, init=init, preset=recipe.preset, steps=n_steps, lr=ft.lr,

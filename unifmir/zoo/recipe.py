@@ -52,6 +52,8 @@ class TrainRecipe(_Strict):
     val_every: int = Field(100, ge=1)
     init: str = "suite"
     """``suite`` (the shared pretrained checkpoint), ``scratch``, or a checkpoint path."""
+    loss: Literal["l1", "l2"] = "l1"
+    """``l1`` (the UniFMIR reference's) or ``l2`` (see :class:`unifmir.training.losses.StagedL1`)."""
 
 
 class Author(_Strict):
@@ -116,12 +118,14 @@ class Recipe(_Strict):
     def record(self, *fields: str) -> dict[str, Any]:
         """JSON dump (of ``fields``, default all) for digests and step records.
 
-        An empty ``model`` and ``notes`` are left out, so recipes keep the digests (and cached
-        builds) they had before these fields existed.
+        An empty ``model``, ``notes`` and the default ``finetune.loss`` are left out, so recipes
+        keep the digests (and cached builds) they had before these fields existed.
         """
         d = self.model_dump(mode="json", include=set(fields) if fields else None)
         if not d.get("model"):
             d.pop("model", None)
+        if d.get("finetune", {}).get("loss") == "l1":
+            d["finetune"].pop("loss")
         d.pop("notes", None)  # suite-table text only: never a reason to rebuild a bundle
         return d
 
