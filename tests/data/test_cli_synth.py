@@ -85,7 +85,7 @@ def test_synth_randomized_cli_writes_a_stream_dataset(tmp_path, capsys):
 
 @pytest.mark.parametrize("extra, words", [
     (["--structure", "ccp"], "drop --structure/--param"),
-    (["--task", "volumetric"], "no randomised domain yet"),
+    (["--task", "isotropic"], "no randomised domain yet"),
 ])
 def test_synth_randomized_refuses_what_the_domain_decides(tmp_path, capsys, extra, words):
     argv = ["synth", "--task", "sr", "--randomized", "--n", "2", "--out", str(tmp_path / "ds"), *extra]
