@@ -66,7 +66,7 @@ def register(subparsers: Any) -> None:
         "bundle (deepImageJ/Fiji, bioimageio predict) gives for the same image",
     )
     p.add_argument(
-        "--padding", choices=("symmetric", "none"), default="symmetric",
+        "--padding", choices=("symmetric", "none"), default="symmetric",  # = predict.api.PADDINGS (no torch import here)
         help="symmetric (default): mirror the image by the bundle's halo before normalising and cut it off "
         "after, as bioimageio.core runs the exported bundle (same numbers up to the border); none: the "
         "network's own (zero-padded) borders",

@@ -128,17 +128,14 @@ def _load_net(model: nn.Module | str | os.PathLike, task: str | None) -> tuple[n
 
 
 def _halo(net: nn.Module, spec: TaskSpec, two_d: bool) -> tuple[int, str]:
-    """y/x halo (input pixels) = measured receptive field of the local stage, window-aligned."""
+    """y/x halo (input pixels) = measured receptive field of the local stage, window-aligned
+    (the probe and rule ``unifmir.predict`` pads by: one measurement, one cache entry)."""
+    from unifmir.predict.api import halo_for
     from unifmir.predict.borders import yx_halo
-    from unifmir.predict.receptive import receptive_field
 
     inner, _, _ = weights._task_module(net, spec.name, two_d)
-    align = int(inner.align)
-    rf = receptive_field(
-        inner, lambda m, x: m.local_stage(x), in_channels=int(inner.local_in_channels),
-        scale=int(inner.scale), align=align,
-    )
-    h = yx_halo(None if rf is None else max(rf), align)
+    rf = halo_for(inner)
+    h = yx_halo(None if rf is None else max(rf), int(inner.align))
     if rf is None:
         return h, f"local stage not bounded; halo set to {h} px"
     return h, f"receptive field radius {max(rf)} px (measured), halo {h} input px (window multiple)"

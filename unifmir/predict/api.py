@@ -568,7 +568,7 @@ def predict(
         y = run.finish(ys, x)[0, 0]
     out = y.float().numpy()
     if any(pads.values()):
-        out = crop_borders(out, spec.output_axes, dict(zip(spec.input_axes.lower(), arr.shape)), in_shape, pads)
+        out = crop_borders(out, spec.output_axes, in_shape, pads)
     if stats is not None and output_units == "input":
         out = denormalize_output(out, stats)
     return np.ascontiguousarray(out, dtype=np.float32)

@@ -77,18 +77,19 @@ def pad_symmetric(arr: np.ndarray, axes: str, halo: dict[str, int]) -> tuple[np.
     return np.pad(arr, widths, mode="symmetric"), used
 
 
-def crop_borders(out: np.ndarray, out_axes: str, padded_in: dict[str, int], in_shape: dict[str, int],
-                 padding: dict[str, int]) -> np.ndarray:
-    """Cut the padding back off a prediction: along each output axis that the input has, ``p x up``
-    pixels per side, with ``up`` = output size / padded input size (the axis' upscaling)."""
+def crop_borders(out: np.ndarray, out_axes: str, in_shape: dict[str, int], padding: dict[str, int]) -> np.ndarray:
+    """Cut the padding back off a prediction of an image of ``in_shape`` padded by ``padding``:
+    along each output axis that the input has, ``p x up`` pixels per side, with ``up`` = output
+    size / padded input size (the axis' upscaling)."""
     index = []
     for a, n in zip(out_axes.lower(), out.shape):
         p = padding.get(a, 0)
         if not p:
             index.append(slice(None))
             continue
-        up = n // padded_in[a]
-        if up * padded_in[a] != n:
-            raise RuntimeError(f"output axis {a} ({n}) is not a whole multiple of the padded input ({padded_in[a]})")
+        padded = in_shape[a] + 2 * p
+        up = n // padded
+        if up * padded != n:
+            raise RuntimeError(f"output axis {a} ({n}) is not a whole multiple of the padded input ({padded})")
         index.append(slice(p * up, p * up + in_shape[a] * up))
     return out[tuple(index)]
