@@ -39,6 +39,22 @@ def test_every_family_renders_structure() -> None:
         assert img.shape == (64, 64) and float(img.std()) > 0, name
 
 
+def test_nucleoli_darken_only_inside_the_nuclei() -> None:
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[:64, :64]
+    disc = ((yy - 32) ** 2 + (xx - 32) ** 2 < 20 ** 2).astype(np.float32)
+    out = domain.add_nucleoli(disc, rng, 1.0, depth=0.6)
+    assert out[disc == 0].max() == 0  # nothing drawn outside
+    assert out[disc == 1].min() < 0.7 and out[disc == 1].max() > 0.95  # dark spots, bright rest
+    np.testing.assert_array_equal(domain.add_nucleoli(disc, rng, 1.0, depth=0.0), disc)
+
+
+def test_only_the_denoiser_draws_flat_nuclei_the_other_domains_keep_their_families() -> None:
+    assert "nuclei" in domain.get_domain("denoise").families
+    for task in ("sr", "projection", "volumetric"):
+        assert domain.get_domain(task).families == domain.GENERAL_FAMILIES
+
+
 def test_hot_pixels_hit_the_requested_fraction_and_share_the_sensor_across_z() -> None:
     rng = np.random.default_rng(2)
     stack = np.zeros((4, 100, 100), np.float32)

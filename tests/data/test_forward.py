@@ -194,3 +194,13 @@ def test_pixel_sizes_and_params_recorded():
     p = F.synthesize("isotropic", np.random.default_rng(0), size=16, z_factor=2)
     assert p.input_pixel_size["Z"] == pytest.approx(2 * p.target_pixel_size["Z"])
     assert p.input.shape[0] == 8
+
+
+def test_denoise_psf_given_as_voxel_sigmas_equals_the_one_derived_from_the_optics() -> None:
+    obj = np.random.default_rng(0).uniform(0, 1, (8, 24, 24)).astype(np.float32)
+    na, wl, px = 1.1, 0.52, (1.0, 0.2)
+    sig = (F.psf_sigma_axial(na, wl, px[0], 1.33), F.psf_sigma_lateral(na, wl, px[1]))
+    a = F.denoise_forward(obj, np.random.default_rng(1), na=na, wavelength=wl, pixel_size=px)
+    b = F.denoise_forward(obj, np.random.default_rng(1), sigma=sig)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)

@@ -15,7 +15,8 @@ Structure families (2D; 3D stacks extrude or grow them in z, see :func:`object_3
 ``puncta`` (diffraction-limited spots of widely spread brightness: FISH/telomere-like),
 ``blobs`` (nuclei-like, 3-30 px), ``ccp``, ``er``, ``microtubules``, ``actin``, ``junctions``
 (epithelial cell outlines), ``bacteria`` (rods and cocci), ``texture`` (dense multi-scale
-cytoplasm-like texture). An object is a weighted sum of one to three families on a dim diffuse
+cytoplasm-like texture), ``nuclei`` (sparse flat-topped nuclei with nucleoli; denoise only, see
+:data:`GENERAL_FAMILIES`). An object is a weighted sum of one to three families on a dim diffuse
 background, modulated by a smooth illumination field.
 """
 
@@ -36,6 +37,8 @@ __all__ = [
     "Domain",
     "DOMAINS",
     "FAMILIES_2D",
+    "GENERAL_FAMILIES",
+    "add_nucleoli",
     "object_2d",
     "object_3d",
     "add_background_gradient",
@@ -64,6 +67,31 @@ def _blobs(shape: tuple[int, ...], rng: np.random.Generator, scale: float) -> np
     r = rng.uniform(3.0, 12.0) * scale
     return syn.nuclei(shape, rng, radius=(r, r * rng.uniform(1.2, 2.5)), texture=rng.uniform(0.0, 0.8),
                       fill=rng.uniform(0.1, 0.4))
+
+
+def add_nucleoli(obj: np.ndarray, rng: np.random.Generator, scale: float, depth: float) -> np.ndarray:
+    """Darken 1-3 nucleolus-like spots (sigma 1.5-3.5 px x ``scale``) per nucleus-sized region inside
+    ``obj``'s bright parts by up to ``depth`` (real nuclei are not uniform discs)."""
+    inside = np.flatnonzero(obj.reshape(-1) > 0.3 * float(obj.max()))
+    if inside.size == 0 or depth <= 0:
+        return obj
+    n = max(1, int(inside.size / rng.uniform(250.0, 900.0) / scale ** obj.ndim))
+    pts = np.stack(np.unravel_index(rng.choice(inside, size=n), obj.shape), 1).astype(np.float64)
+    sigma = rng.uniform(1.5, 3.5) * scale
+    holes = ndimage.gaussian_filter(syn.splat(obj.shape, pts, np.ones(n)), sigma, truncate=3.0)
+    holes /= float(holes.max()) + 1e-12
+    return (obj * (1.0 - depth * np.clip(holes, 0.0, 1.0))).astype(np.float32)
+
+
+def _nuclei(shape: tuple[int, ...], rng: np.random.Generator, scale: float) -> np.ndarray:
+    """Sparse flat-topped nuclei (widefield/confocal nuclear stains): near-uniform interiors with a
+    little chromatin texture, 1-2 px borders, dark nucleoli, brightness varying 7x between nuclei,
+    5-50 % of the field covered."""
+    r = rng.uniform(5.0, 20.0) * scale
+    obj = syn.nuclei(shape, rng, radius=(r, r * rng.uniform(1.1, 1.8)), texture=rng.uniform(0.0, 0.3),
+                     edge=rng.uniform(0.5, 2.0), brightness=(rng.uniform(0.15, 0.6), 1.0),
+                     fill=rng.uniform(0.05, 0.5))
+    return add_nucleoli(obj, rng, scale, rng.uniform(0.0, 0.7)) if rng.uniform() < 0.7 else obj
 
 
 def _texture(shape: tuple[int, ...], rng: np.random.Generator, scale: float) -> np.ndarray:
@@ -97,9 +125,16 @@ FAMILIES_2D: dict[str, Callable[[tuple[int, ...], np.random.Generator, float], n
     "junctions": _junctions,
     "bacteria": _bacteria,
     "texture": _texture,
+    "nuclei": _nuclei,
 }
 """2D structure families: ``draw(shape, rng, scale)``; ``scale`` stretches feature sizes (the
 object grid's pixels per nominal pixel)."""
+
+GENERAL_FAMILIES: tuple[str, ...] = ("puncta", "blobs", "ccp", "er", "microtubules", "actin", "junctions",
+                                     "bacteria", "texture")
+"""The families every domain draws by default. ``nuclei`` was added later for the denoiser (real
+nuclear stains are flat-topped with nucleoli, which ``blobs`` never renders); the other domains keep
+the set their committed bundles were trained on."""
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -130,6 +165,8 @@ def object_3d(shape: tuple[int, int, int], rng: np.random.Generator, families: t
     if kind < 0.2:
         r = rng.uniform(4.0, 14.0)
         obj = syn.nuclei(shape, rng, radius=(r, 1.8 * r), anisotropy=anisotropy, texture=rng.uniform(0, 0.8))
+        if "nuclei" in families and rng.uniform() < 0.5:
+            obj = add_nucleoli(obj, rng, 1.0, rng.uniform(0.0, 0.7))
     elif kind < 0.35:
         obj = _puncta(shape, rng, 1.0)
     elif kind < 0.45:
@@ -210,7 +247,7 @@ class Domain:
     """Probability of an Airy (instead of Gaussian) PSF where the forward model has one (SR)."""
     axial_sigma_px: tuple[float, float] | None = None
     """Axial PSF sigma in z-slices (denoise)."""
-    families: tuple[str, ...] = tuple(FAMILIES_2D)
+    families: tuple[str, ...] = GENERAL_FAMILIES
     reuse: int = 2
     """Training items cut from one rendered pair (different crops, z positions and flips): a
     rendering costs more than a training step's share when it is a whole stack (denoise: a
@@ -281,12 +318,10 @@ def _denoise(rng: np.random.Generator, d: Domain, size: int, depth: int = 16) ->
     s_z = float(rng.uniform(*d.axial_sigma_px))
     cam = _camera(rng, d)
     obj = object_3d((depth, size, size), rng, d.families, anisotropy=max(s_z, 0.3) / max(s_xy, 0.3))
-    clean = ndimage.gaussian_filter(obj, (s_z, s_xy, s_xy), mode="reflect", truncate=3.5).astype(np.float32)
-    # denoise_forward's camera and target (its PSF given directly as sigmas in voxels)
-    expected = fwd._to_photons(clean, cam["photons"], cam["background"])
-    lq = fwd.camera_noise(expected, rng, cam["read_noise"])
+    lq, hq, _ = fwd.denoise_forward(obj, rng, sigma=(s_z, s_xy), photons=cam["photons"],
+                                    background=cam["background"], read_noise=cam["read_noise"])
     lq, info = _defects(lq, rng, d, cam["photons"])
-    return lq, fwd._unit_peak(clean), {"sigma_px": s_xy, "axial_sigma_px": s_z, **cam, **info}
+    return lq, hq, {"sigma_px": s_xy, "axial_sigma_px": s_z, **cam, **info}
 
 
 def _projection(rng: np.random.Generator, d: Domain, size: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
@@ -347,7 +382,8 @@ def _volumetric(rng: np.random.Generator, d: Domain, size: int) -> tuple[np.ndar
 DOMAINS: dict[str, Domain] = {
     "sr": Domain("sr", _sr, sigma_px=(1.6, 3.4), photons=(5.0, 500.0)),
     "denoise": Domain("denoise", _denoise, sigma_px=(0.3, 1.8), axial_sigma_px=(0.2, 2.0), photons=(2.0, 200.0),
-                      background=(0.0, 10.0), read_noise=(0.5, 3.0), reuse=8),
+                      background=(0.0, 10.0), read_noise=(0.5, 3.0), reuse=8,
+                      families=GENERAL_FAMILIES + ("nuclei",)),
     "projection": Domain("projection", _projection, sigma_px=(0.5, 2.0), axial_sigma_px=(1.0, 3.5), photons=(3.0, 200.0),
                          background=(0.0, 10.0), read_noise=(0.5, 3.0), clutter=(0.0, 1.0), hot_pixels=(0.0, 1e-3)),
     # light field (VCD-Net-like optics: fixed disparity 0.2 px per slice and view, 11x11 lenslets);

@@ -385,22 +385,28 @@ def denoise_forward(
     read_noise: float = 1.5,
     target_photons: float | None = None,
     noise: bool = True,
+    sigma: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Low-photon 3D acquisition of a ``(Z, Y, X)`` object. ``pixel_size = (z, xy)`` micrometres.
 
     Input: 3D Gaussian PSF, ``photons`` peak photo-electrons + ``background``, Poisson-Gaussian
     noise. Target: the blurred stack at unit peak, noise-free unless ``target_photons`` is given
     (then a high-SNR acquisition rescaled to unit peak). Returns ``(input, target, expected)``.
+    ``sigma = (z, xy)`` gives the PSF's Gaussian sigmas in voxels directly (the randomised domain
+    draws them) instead of deriving them from ``na``, ``wavelength`` and ``pixel_size``.
     """
     obj = np.asarray(obj, dtype=np.float32)
     if obj.ndim != 3:
         raise ValueError(f"denoise object must be (Z, Y, X), got shape {obj.shape}")
     pz, pxy = pixel_size
-    sig = (
-        psf_sigma_axial(na, wavelength, pz, refractive_index),
-        psf_sigma_lateral(na, wavelength, pxy),
-        psf_sigma_lateral(na, wavelength, pxy),
-    )
+    if sigma is not None:
+        sig = (float(sigma[0]), float(sigma[1]), float(sigma[1]))
+    else:
+        sig = (
+            psf_sigma_axial(na, wavelength, pz, refractive_index),
+            psf_sigma_lateral(na, wavelength, pxy),
+            psf_sigma_lateral(na, wavelength, pxy),
+        )
     clean = _blur(obj, sig)
     expected = _to_photons(clean, photons, background)
     lq = camera_noise(expected, rng, read_noise, noise)
