@@ -70,8 +70,8 @@ def _blobs(shape: tuple[int, ...], rng: np.random.Generator, scale: float) -> np
 
 
 def add_nucleoli(obj: np.ndarray, rng: np.random.Generator, scale: float, depth: float) -> np.ndarray:
-    """Darken 1-3 nucleolus-like spots (sigma 1.5-3.5 px x ``scale``) per nucleus-sized region inside
-    ``obj``'s bright parts by up to ``depth`` (real nuclei are not uniform discs)."""
+    """Darken nucleolus-like spots (sigma 1.5-3.5 px x ``scale``; one per 250-900 bright pixels, at
+    least one) inside ``obj``'s bright parts by up to ``depth`` (real nuclei are not uniform discs)."""
     inside = np.flatnonzero(obj.reshape(-1) > 0.3 * float(obj.max()))
     if inside.size == 0 or depth <= 0:
         return obj
@@ -79,8 +79,8 @@ def add_nucleoli(obj: np.ndarray, rng: np.random.Generator, scale: float, depth:
     pts = np.stack(np.unravel_index(rng.choice(inside, size=n), obj.shape), 1).astype(np.float64)
     sigma = rng.uniform(1.5, 3.5) * scale
     holes = ndimage.gaussian_filter(syn.splat(obj.shape, pts, np.ones(n)), sigma, truncate=3.0)
-    holes /= float(holes.max()) + 1e-12
-    return (obj * (1.0 - depth * np.clip(holes, 0.0, 1.0))).astype(np.float32)
+    holes /= float(holes.max()) + 1e-12  # in [0, 1)
+    return (obj * (1.0 - depth * holes)).astype(np.float32)
 
 
 def _nuclei(shape: tuple[int, ...], rng: np.random.Generator, scale: float) -> np.ndarray:

@@ -398,16 +398,10 @@ def denoise_forward(
     obj = np.asarray(obj, dtype=np.float32)
     if obj.ndim != 3:
         raise ValueError(f"denoise object must be (Z, Y, X), got shape {obj.shape}")
-    pz, pxy = pixel_size
-    if sigma is not None:
-        sig = (float(sigma[0]), float(sigma[1]), float(sigma[1]))
-    else:
-        sig = (
-            psf_sigma_axial(na, wavelength, pz, refractive_index),
-            psf_sigma_lateral(na, wavelength, pxy),
-            psf_sigma_lateral(na, wavelength, pxy),
-        )
-    clean = _blur(obj, sig)
+    if sigma is None:
+        pz, pxy = pixel_size
+        sigma = (psf_sigma_axial(na, wavelength, pz, refractive_index), psf_sigma_lateral(na, wavelength, pxy))
+    clean = _blur(obj, (sigma[0], sigma[1], sigma[1]))
     expected = _to_photons(clean, photons, background)
     lq = camera_noise(expected, rng, read_noise, noise)
     if target_photons is None:
